@@ -1,0 +1,32 @@
+# `make demo` and `make test` work on a fresh machine with Python >= 3.10 and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The CPU wheel of torch, so that no multi-GB CUDA build is pulled on a machine without a GPU.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup demo test bench clean-demo ui
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[test]"
+	@# open-clip-torch is used only for its CLIP BPE vocabulary file (and open_clip's RN50 code):
+	@# installed without its torchvision dependency, which does not import beside the CPU torch wheel.
+	$(BIN)/pip install -q --no-deps "open-clip-torch==3.3.0"
+	@touch $@
+
+setup: $(STAMP)
+
+## The embedded default end to end: synthetic world, tiny CLIP, train, evaluate, log to MLflow.
+demo: setup
+	$(BIN)/python -m reid.train experiment=demo
+
+## The whole test suite (pytest's "no tests collected" exit code 5 fails the target, as any non-zero code).
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## Open the MLflow UI on the project's local store (http://127.0.0.1:5000).
+ui: setup
+	$(BIN)/mlflow ui

@@ -1,0 +1,70 @@
+"""Config -> objects. The only module that reads the config tree; everything it builds takes plain values."""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from reid.data import ReIDDataset, load_dataset
+from reid.models.clip_loader import load_clip
+from reid.models.reid_model import ReIDModel
+from reid.models.vit_encoder import ClipViTEncoder, SideInformationEmbedding
+
+
+def to_plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={spec!r} but CUDA is not available on this machine (use device=cpu or auto)")
+    return device
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed every RNG; in deterministic mode also ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=False)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def build_dataset(cfg: DictConfig) -> ReIDDataset:
+    return load_dataset(cfg.dataset.name, cfg.dataset.root, **(to_plain(cfg.dataset.options) or {}))
+
+
+def limit_test_set(ds: ReIDDataset, max_images: int) -> ReIDDataset:
+    """Debug runs: the first ``max_images`` queries and the gallery images of their identities plus as many others."""
+    if not max_images:
+        return ds
+    query = ds.query[:max_images]
+    pids = {r.pid for r in query}
+    matches = [r for r in ds.gallery if r.pid in pids]
+    others = [r for r in ds.gallery if r.pid not in pids][:max_images]
+    return ReIDDataset(ds.name, ds.train, query, matches + others, dict(ds.meta))
+
+
+def build_model(cfg: DictConfig, num_classes: int, num_cams: int, num_views: int) -> tuple[ReIDModel, torch.nn.Module]:
+    """The ReID image model plus the full CLIP model it came from (the text side is used by CLIP-ReID)."""
+    b = cfg.backbone
+    if b.arch != "vit":
+        raise ValueError(f"backbone.arch={b.arch!r}: this build supports 'vit'")
+    clip = load_clip(b.pretrained, to_plain(b.config), attn_implementation=b.attn_implementation)
+    sie = None
+    if b.sie.camera or b.sie.view:
+        sie = SideInformationEmbedding(
+            clip.config.vision_config.hidden_size, num_cams, num_views, b.sie.camera, b.sie.view, b.sie.coefficient
+        )
+    encoder = ClipViTEncoder(
+        clip.vision_model, clip.visual_projection, tuple(cfg.dataset.size), b.stride, b.mid_depth, sie
+    )
+    return ReIDModel(encoder, num_classes, b.classifier_std, b.neck_feat), clip

@@ -1,0 +1,1 @@
+"""Training engine: optimisers and schedules, stage loops, checkpoints, precision, evaluation glue."""

@@ -1,0 +1,43 @@
+"""Per-epoch learning-rate schedules of CLIP-ReID (method.md §3.4, §4.3).
+
+Both are stepped once at the *start* of each epoch with the 1-based epoch index,
+so ``factor(e)`` is the multiplier of the base lr used throughout epoch e.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+
+
+def warmup_multistep_factor(
+    epoch: int, warmup_epochs: int, warmup_factor: float, milestones: Sequence[int], gamma: float
+) -> float:
+    """(warmup_factor·(1 − e/W) + e/W if e < W else 1) · gamma^(#milestones ≤ e)."""
+    warm = 1.0
+    if epoch < warmup_epochs:
+        alpha = epoch / warmup_epochs
+        warm = warmup_factor * (1 - alpha) + alpha
+    return warm * gamma ** sum(1 for m in milestones if m <= epoch)
+
+
+def cosine_warmup_lr(epoch: int, base_lr: float, epochs: int, warmup_epochs: int, warmup_lr_init: float, lr_min: float) -> float:
+    """timm CosineLRScheduler with warmup_prefix=False and cycle_limit=1, evaluated at epoch e."""
+    if epoch < warmup_epochs:
+        return warmup_lr_init + epoch * (base_lr - warmup_lr_init) / warmup_epochs
+    return lr_min + 0.5 * (base_lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs))
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, **params) -> torch.optim.lr_scheduler.LambdaLR:
+    """A LambdaLR whose ``last_epoch`` is the 1-based epoch after the first ``step()``."""
+    if name == "warmup_multistep":
+        fn: Callable[[int], float] = lambda e: warmup_multistep_factor(e, **params)  # noqa: E731
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, [fn] * len(optimizer.param_groups))
+    if name == "cosine":
+        fns = []
+        for group in optimizer.param_groups:
+            base = group["lr"]
+            fns.append(lambda e, b=base: cosine_warmup_lr(e, b, epochs, **params) / b)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, fns)
+    raise ValueError(f"unknown scheduler {name!r} (known: warmup_multistep, cosine)")

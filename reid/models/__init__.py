@@ -1,0 +1,1 @@
+"""Models: CLIP backbones (HF transformers), ReID heads, prompt learner and text encoder."""

@@ -1,0 +1,70 @@
+"""Load a HF ``CLIPModel``: from a local directory, the HF cache, or a config (random init).
+
+One code path for the tiny embedded model and OpenAI's ViT-B/16, so what is
+tested on the tiny model is what runs on the real weights.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from transformers import CLIPConfig, CLIPModel
+
+
+class ModelWeightsError(FileNotFoundError):
+    """Pretrained weights that are not on this machine."""
+
+
+def _hf_cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def clip_config(spec: Mapping[str, Any]) -> CLIPConfig:
+    """A ``CLIPConfig`` from a plain mapping with ``text``, ``vision`` and ``projection_dim``."""
+    return CLIPConfig(
+        text_config=dict(spec["text"]),
+        vision_config=dict(spec["vision"]),
+        projection_dim=int(spec["projection_dim"]),
+    )
+
+
+def load_clip(
+    pretrained: str | None,
+    config: Mapping[str, Any] | None = None,
+    attn_implementation: str = "sdpa",
+    cache_dir: str | None = None,
+) -> CLIPModel:
+    """Load weights from ``pretrained`` (a directory or a hub id already in the cache), else build from ``config``.
+
+    Never downloads: this project runs offline, so a missing checkpoint is an
+    error that says where we looked and how to put the files there.
+    """
+    if pretrained:
+        where = Path(pretrained).expanduser()
+        looked = [str(where)] if where.exists() or os.sep in pretrained or pretrained.startswith(".") else []
+        try:
+            if where.is_dir():
+                return CLIPModel.from_pretrained(str(where), local_files_only=True, attn_implementation=attn_implementation)
+            if looked:
+                raise OSError(f"{where} does not exist")
+            return CLIPModel.from_pretrained(
+                pretrained, local_files_only=True, cache_dir=cache_dir, attn_implementation=attn_implementation
+            )
+        except OSError as err:
+            cache = cache_dir or _hf_cache_dir()
+            raise ModelWeightsError(
+                f"CLIP weights '{pretrained}' not found (offline). Looked in: "
+                f"{looked[0] if looked else f'the Hugging Face cache {cache}'}.\n"
+                "Provide them by downloading on a connected machine, e.g.\n"
+                f"  huggingface-cli download {pretrained if not looked else 'openai/clip-vit-base-patch16'} --local-dir /path/to/clip\n"
+                "then copy the folder here and set backbone.pretrained=/path/to/clip "
+                "(or copy the hub cache into HF_HOME). For the embedded tiny model run `python -m reid.pretrain`.\n"
+                f"(underlying error: {err})"
+            ) from err
+    if config is None:
+        raise ValueError("load_clip needs either `pretrained` or `config`")
+    cfg = clip_config(config)
+    return CLIPModel._from_config(cfg, attn_implementation=attn_implementation)

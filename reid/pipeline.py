@@ -1,0 +1,256 @@
+"""One training job from a resolved config: data, model, stages, evaluation, tracking, resume.
+
+``reid.train`` (the Hydra app) calls :func:`train`; so do the tests, with a composed config.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from reid.builders import build_dataset, build_model, limit_test_set, resolve_device, seed_everything, to_plain
+from reid.data import format_summary, summary_metrics
+from reid.data.loader import build_test_loader, build_train_loader
+from reid.data.transforms import TestTransform, TrainAugment
+from reid.engine.checkpoint import Checkpointer, latest_checkpoint, set_rng_state
+from reid.engine.evaluator import EvalResult, score
+from reid.engine.faults import NonFinitePolicy
+from reid.engine.features import extract_features
+from reid.engine.loop import StageLoop
+from reid.engine.objectives import ImageLossConfig, ImageObjective
+from reid.engine.optim import build_optimizer
+from reid.engine.precision import Precision
+from reid.engine.schedules import build_scheduler
+from reid.engine.stage2 import image_step
+from reid.tracking import build_tracker, flatten_config
+from reid.tracking.base import Tracker
+
+FINAL_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
+
+
+def git_commit(root: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+    except Exception:  # not a git checkout (e.g. an installed wheel): record that rather than fail
+        return "unknown"
+
+
+def find_resume_checkpoint(resume: Any, run_dir: Path) -> Path | None:
+    """Resolve the ``resume`` setting to a checkpoint file (or None to start fresh)."""
+    if resume in (False, None, "false", "never"):
+        return None
+    if resume in (True, "auto", "true"):
+        found = latest_checkpoint(run_dir / "checkpoints")
+        if resume in (True, "true") and found is None:
+            raise FileNotFoundError(f"resume=true but {run_dir / 'checkpoints'} holds no checkpoint")
+        return found
+    path = Path(str(resume)).expanduser()
+    if path.is_dir():
+        found = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"resume={path}: no ckpt_*.pt in {path} or {path / 'checkpoints'}")
+        return found
+    if not path.is_file():
+        raise FileNotFoundError(f"resume={path}: no such checkpoint file or run folder")
+    return path
+
+
+class Evaluator:
+    """Extracts query/gallery descriptors and scores them with the configured protocol."""
+
+    def __init__(self, cfg: DictConfig, model: torch.nn.Module, query, gallery, device: torch.device, pin: bool):
+        e = cfg.eval
+        size = tuple(cfg.dataset.size)
+        self.cfg, self.model, self.device = e, model, device
+        self.query, self.gallery = query, gallery
+        self.q_loader = build_test_loader(query, size, e.batch_size, cfg.num_workers, pin_memory=pin)
+        self.g_loader = build_test_loader(gallery, size, e.batch_size, cfg.num_workers, pin_memory=pin)
+        self.transform = TestTransform(cfg.backbone.pixel_mean, cfg.backbone.pixel_std).to(device)
+        self.side_info = bool(cfg.backbone.sie.camera or cfg.backbone.sie.view)
+        self.progress = bool(cfg.progress)
+
+    def __call__(self) -> EvalResult:
+        e = self.cfg
+        kw = dict(transform=self.transform, device=self.device, flip=e.flip, use_side_info=self.side_info, progress=self.progress)
+        qf, q_pids, q_cams = extract_features(self.model, self.q_loader, desc="query", **kw)
+        gf, g_pids, g_cams = extract_features(self.model, self.g_loader, desc="gallery", **kw)
+        return score(
+            qf, gf, q_pids, g_pids, q_cams, g_cams, normalize=e.normalize, rerank=e.rerank, k1=e.k1, k2=e.k2,
+            lambda_value=e.lambda_value, backend=e.backend, max_rank=e.max_rank,
+        )
+
+
+def format_metrics(metrics: dict[str, float], title: str) -> str:
+    names = [m for m in FINAL_METRICS if m in metrics]
+    head = " | ".join(f"{n:>7}" for n in names)
+    row = " | ".join(f"{100 * metrics[n]:6.2f}%" for n in names)
+    rule = "-" * len(head)
+    return f"{title}\n{head}\n{rule}\n{row}"
+
+
+def _stage_epochs(cfg: DictConfig, configured: int) -> int:
+    return int(cfg.limits.epochs) if cfg.limits.epochs else int(configured)
+
+
+def train(cfg: DictConfig) -> float:
+    """Run one job; returns the final mAP (what a sweeper maximises)."""
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    seed_everything(int(cfg.seed), bool(cfg.deterministic))
+    resume_from = find_resume_checkpoint(cfg.resume, run_dir)
+    resume_state = Checkpointer.load(resume_from) if resume_from else None
+
+    tracker = build_tracker(cfg.logger.kind, **{k: v for k, v in to_plain(cfg.logger).items() if k in ("tracking_uri", "experiment_name")})
+    tags = {
+        "git_commit": git_commit(cfg.paths.root_dir),
+        "dataset": cfg.dataset.name,
+        "backbone": cfg.backbone.name,
+        "method": cfg.method.name,
+        "ssl": cfg.ssl.name,
+        "run_dir": str(run_dir),
+    }
+    parent = os.environ.get("REID_PARENT_RUN_ID")
+    run_id = tracker.start(
+        cfg.logger.get("run_name") or f"{cfg.method.name}-{cfg.dataset.name}-{cfg.backbone.name}",
+        tags,
+        run_id=(resume_state or {}).get("mlflow_run_id"),
+        parent_run_id=parent,
+    )
+    status = "FAILED"
+    try:
+        tracker.log_params(flatten_config(to_plain(cfg)))
+        tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
+        final = _train(cfg, device, run_dir, tracker, run_id, resume_from, resume_state)
+        status = "FINISHED"
+        return final
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        tracker.end(status)
+
+
+def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_state) -> float:
+    started = time.perf_counter()
+    ds = build_dataset(cfg)
+    print(format_summary(ds), flush=True)
+    tracker.log_metrics({k: float(v) for k, v in summary_metrics(ds).items()})
+    test = limit_test_set(ds, int(cfg.limits.eval_images))
+    num_classes = ds.num_train_pids
+    model, clip = build_model(cfg, num_classes, ds.num_cams, ds.num_views)
+    model.to(device)
+    pin = device.type == "cuda" if cfg.pin_memory == "auto" else bool(cfg.pin_memory)
+    evaluator = Evaluator(cfg, model, test.query, test.gallery, device, pin)
+    precision = Precision(cfg.precision, device)
+    checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep_last)
+    nonfinite = NonFinitePolicy(cfg.nonfinite.action, int(cfg.nonfinite.max_skips))
+
+    if resume_state is not None:
+        print(f"[resume] from {resume_from} (stage {resume_state['stage']}, epoch {resume_state['epoch']})", flush=True)
+    elif cfg.eval.at_start:
+        untrained = evaluator()
+        tracker.log_metrics({f"untrained/{k}": v for k, v in untrained.metrics.items()})
+        print(format_metrics(untrained.metrics, "untrained model"), flush=True)
+
+    s2 = cfg.method.stage2
+    loss = cfg.loss
+    objective = ImageObjective(
+        ImageLossConfig(
+            id_weight=loss.id_weight, triplet_weight=loss.triplet_weight, i2t_weight=loss.i2t_weight,
+            label_smoothing=loss.label_smoothing, triplet_margin=loss.triplet_margin, triplet_on=tuple(loss.triplet_on),
+        ),
+        text_classifier=None,
+    )
+    a = cfg.augment
+    augment = TrainAugment(
+        cfg.backbone.pixel_mean, cfg.backbone.pixel_std, flip_p=a.flip_p, pad=a.pad, erase_p=a.erase_p,
+        erase_area=tuple(a.erase_area), erase_ratio=tuple(a.erase_ratio),
+    ).to(device)
+    loader = build_train_loader(
+        ds.train, tuple(cfg.dataset.size), s2.batch_size, s2.num_instances, cfg.num_workers, seed=int(cfg.seed),
+        pin_memory=pin,
+    )
+    sampler = loader.sampler
+    params = [p for p in model.parameters() if p.requires_grad]
+    o = s2.optimizer
+    optimizer = build_optimizer(
+        model.named_parameters(), o.name, o.lr, o.weight_decay, o.bias_lr_factor, o.weight_decay_bias, tuple(o.betas)
+    )
+    epochs = _stage_epochs(cfg, s2.epochs)
+    sched_params = {k: v for k, v in to_plain(s2.scheduler).items() if k != "name"}
+    scheduler = build_scheduler(optimizer, s2.scheduler.name, epochs, **sched_params)
+    side_info = bool(cfg.backbone.sie.camera or cfg.backbone.sie.view)
+
+    start_epoch, start_batch = 0, 0
+    if resume_state is not None and resume_state["stage"] == "stage2":
+        model.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+        precision.scaler.load_state_dict(resume_state["scaler"])
+        nonfinite.skipped = int(resume_state.get("nonfinite_skipped", 0))
+        set_rng_state(resume_state["rng"])
+        if resume_state["complete"]:
+            start_epoch = resume_state["epoch"]
+        else:
+            start_epoch, start_batch = resume_state["epoch"] - 1, resume_state["batch"]
+
+    def batches(epoch: int, begin: int):
+        sampler.set_epoch(epoch)
+        if hasattr(sampler, "start_batch"):
+            sampler.start_batch = begin
+        return iter(loader)
+
+    last_eval: dict[str, Any] = {}
+
+    def eval_fn(epoch: int) -> dict[str, float]:
+        result = evaluator()
+        last_eval["result"] = result
+        tracker.log_metrics(result.metrics, step=epoch)
+        print(format_metrics(result.metrics, f"evaluation after stage2 epoch {epoch}"), flush=True)
+        return result.metrics
+
+    steps = len(loader)
+    loop = StageLoop(
+        name="stage2", epochs=epochs, model=model, params=params, optimizer=optimizer, scheduler=scheduler,
+        batches=batches, steps_per_epoch=steps, step=image_step(model, augment, objective, device, side_info),
+        precision=precision, tracker=tracker, checkpointer=checkpointer, nonfinite=nonfinite,
+        state=lambda: {"mlflow_run_id": run_id},
+        checkpoint_period=int(cfg.checkpoint.period), eval_fn=eval_fn, eval_period=int(s2.eval_period),
+        grad_clip=float(cfg.grad_clip), max_steps_per_epoch=int(cfg.limits.steps_per_epoch), progress=bool(cfg.progress),
+    )
+    metrics = loop.run(start_epoch, start_batch)
+    if not metrics:  # resumed after the last epoch's checkpoint, or no eval scheduled: evaluate now
+        metrics = eval_fn(epochs)
+    result: EvalResult = last_eval["result"]
+    tracker.log_metrics({k: metrics[k] for k in FINAL_METRICS if k in metrics})
+    tracker.log_metrics({"train_time_s": time.perf_counter() - started})
+    if cfg.eval.plots:
+        _log_plots(cfg, tracker, result, test, run_dir)
+    print(format_metrics(metrics, f"final ({cfg.method.name} on {cfg.dataset.name})"), flush=True)
+    return float(metrics["mAP"])
+
+
+def _log_plots(cfg, tracker: Tracker, result: EvalResult, test, run_dir: Path) -> None:
+    from reid.evaluation.plots import plot_cmc, ranked_list_figure
+
+    plots = run_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    cmc_path = plots / "cmc.png"
+    plot_cmc(result.cmc, cmc_path)
+    tracker.log_artifact(cmc_path, "plots")
+    ranked = plots / "ranked_list.png"
+    ranked_list_figure(
+        [r.path for r in test.query], [r.path for r in test.gallery], result.distmat,
+        [r.pid for r in test.query], [r.pid for r in test.gallery],
+        [r.camid for r in test.query], [r.camid for r in test.gallery],
+        ranked, topk=10, num_queries=int(cfg.eval.ranked_list_queries),
+    )
+    tracker.log_artifact(ranked, "plots")
