@@ -68,3 +68,21 @@ def build_model(cfg: DictConfig, num_classes: int, num_cams: int, num_views: int
         clip.vision_model, clip.visual_projection, tuple(cfg.dataset.size), b.stride, b.mid_depth, sie
     )
     return ReIDModel(encoder, num_classes, b.classifier_std, b.neck_feat), clip
+
+
+def build_text_side(cfg: DictConfig, clip: torch.nn.Module, num_classes: int):
+    """CLIP-ReID's prompt learner and text encoder on top of the loaded CLIP's text tower."""
+    from reid.models.prompt_learner import PromptLearner
+    from reid.models.text_encoder import TextEncoder
+    from reid.models.tokenizer import clip_tokenizer, tokenize
+
+    p = cfg.method.prompt
+    tokenizer = clip_tokenizer(cfg.backbone.pretrained)
+    placeholder = "X"
+    text = p.template.format(ctx=" ".join([placeholder] * p.n_ctx), noun=cfg.dataset.kind)
+    ids = tokenize(tokenizer, [text])[0]
+    placeholder_id = int(tokenize(tokenizer, [placeholder])[0][1])
+    learner = PromptLearner(
+        num_classes, ids, placeholder_id, int(p.n_ctx), clip.text_model.embeddings.token_embedding, float(p.init_std)
+    )
+    return learner, TextEncoder(clip.text_model, clip.text_projection)

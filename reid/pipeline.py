@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from reid.builders import build_dataset, build_model, limit_test_set, resolve_device, seed_everything, to_plain
+from reid.builders import build_dataset, build_model, build_text_side, limit_test_set, resolve_device, seed_everything, to_plain
 from reid.data import format_summary, summary_metrics
 from reid.data.loader import build_test_loader, build_train_loader
 from reid.data.transforms import TestTransform, TrainAugment
@@ -26,6 +26,7 @@ from reid.engine.objectives import ImageLossConfig, ImageObjective
 from reid.engine.optim import build_optimizer
 from reid.engine.precision import Precision
 from reid.engine.schedules import build_scheduler
+from reid.engine.stage1 import cache_image_features, prompt_step, stage1_batches, text_classifier
 from reid.engine.stage2 import image_step
 from reid.tracking import build_tracker, flatten_config
 from reid.tracking.base import Tracker
@@ -138,6 +139,25 @@ def train(cfg: DictConfig) -> float:
         tracker.end(status)
 
 
+def _resume_into(loop_objects: dict[str, Any], state: dict[str, Any]) -> tuple[int, int]:
+    """Load a stage's checkpoint into its objects; returns (start_epoch, start_batch) for StageLoop.run."""
+    loop_objects["optimizer"].load_state_dict(state["optimizer"])
+    loop_objects["scheduler"].load_state_dict(state["scheduler"])
+    loop_objects["precision"].scaler.load_state_dict(state["scaler"])
+    loop_objects["nonfinite"].skipped = int(state.get("nonfinite_skipped", 0))
+    set_rng_state(state["rng"])
+    if state["complete"]:
+        return int(state["epoch"]), 0
+    return int(state["epoch"]) - 1, int(state["batch"])
+
+
+def _optimizer_and_scheduler(stage_cfg: DictConfig, named, epochs: int):
+    o = stage_cfg.optimizer
+    optimizer = build_optimizer(named, o.name, o.lr, o.weight_decay, o.bias_lr_factor, o.weight_decay_bias, tuple(o.betas))
+    params = {k: v for k, v in to_plain(stage_cfg.scheduler).items() if k != "name"}
+    return optimizer, build_scheduler(optimizer, stage_cfg.scheduler.name, epochs, **params)
+
+
 def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_state) -> float:
     started = time.perf_counter()
     ds = build_dataset(cfg)
@@ -146,20 +166,43 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
     test = limit_test_set(ds, int(cfg.limits.eval_images))
     num_classes = ds.num_train_pids
     model, clip = build_model(cfg, num_classes, ds.num_cams, ds.num_views)
-    model.to(device)
+    system = torch.nn.ModuleDict({"image": model})
+    uses_text = cfg.method.name == "clipreid"
+    if uses_text:
+        prompt_learner, text_encoder = build_text_side(cfg, clip, num_classes)
+        system["prompt"] = prompt_learner
+        system["text"] = text_encoder
+    system.to(device)
     pin = device.type == "cuda" if cfg.pin_memory == "auto" else bool(cfg.pin_memory)
     evaluator = Evaluator(cfg, model, test.query, test.gallery, device, pin)
-    precision = Precision(cfg.precision, device)
     checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep_last)
-    nonfinite = NonFinitePolicy(cfg.nonfinite.action, int(cfg.nonfinite.max_skips))
-
+    common = dict(
+        tracker=tracker, checkpointer=checkpointer, checkpoint_period=int(cfg.checkpoint.period),
+        grad_clip=float(cfg.grad_clip), max_steps_per_epoch=int(cfg.limits.steps_per_epoch), progress=bool(cfg.progress),
+    )
+    stages = list(cfg.method.get("stages") or (["stage1", "stage2"] if uses_text else ["stage2"]))
+    resumed_stage = resume_state["stage"] if resume_state is not None else None
     if resume_state is not None:
-        print(f"[resume] from {resume_from} (stage {resume_state['stage']}, epoch {resume_state['epoch']})", flush=True)
-    elif cfg.eval.at_start:
+        print(f"[resume] from {resume_from} (stage {resumed_stage}, epoch {resume_state['epoch']})", flush=True)
+        system.load_state_dict(resume_state["system"])
+    elif cfg.get("init_from"):
+        init = Checkpointer.load(Path(cfg.init_from))
+        system.load_state_dict(init["system"])
+        print(f"[init] weights from {cfg.init_from} (stage {init['stage']}, epoch {init['epoch']})", flush=True)
+    if resume_state is None and cfg.eval.at_start:
         untrained = evaluator()
         tracker.log_metrics({f"untrained/{k}": v for k, v in untrained.metrics.items()})
         print(format_metrics(untrained.metrics, "untrained model"), flush=True)
 
+    text_weights = None
+    if "stage1" in stages and resumed_stage != "stage2":
+        _run_stage1(cfg, device, system, ds.train, pin, common, resume_state if resumed_stage == "stage1" else None, run_id)
+    if uses_text:
+        for p in list(system["prompt"].parameters()) + list(system["text"].parameters()):
+            p.requires_grad_(False)
+        text_weights = text_classifier(system["prompt"], system["text"], int(cfg.method.stage2.batch_size), device)
+
+    # ---- stage 2: the image encoder (the whole of the baseline) ----
     s2 = cfg.method.stage2
     loss = cfg.loss
     objective = ImageObjective(
@@ -167,7 +210,7 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
             id_weight=loss.id_weight, triplet_weight=loss.triplet_weight, i2t_weight=loss.i2t_weight,
             label_smoothing=loss.label_smoothing, triplet_margin=loss.triplet_margin, triplet_on=tuple(loss.triplet_on),
         ),
-        text_classifier=None,
+        text_classifier=text_weights,
     )
     a = cfg.augment
     augment = TrainAugment(
@@ -179,33 +222,24 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
         pin_memory=pin,
     )
     sampler = loader.sampler
-    params = [p for p in model.parameters() if p.requires_grad]
-    o = s2.optimizer
-    optimizer = build_optimizer(
-        model.named_parameters(), o.name, o.lr, o.weight_decay, o.bias_lr_factor, o.weight_decay_bias, tuple(o.betas)
-    )
+    for p in model.parameters():
+        p.requires_grad_(True)
+    for head in (model.head, model.head_proj):
+        head.bn.bias.requires_grad_(False)
     epochs = _stage_epochs(cfg, s2.epochs)
-    sched_params = {k: v for k, v in to_plain(s2.scheduler).items() if k != "name"}
-    scheduler = build_scheduler(optimizer, s2.scheduler.name, epochs, **sched_params)
+    optimizer, scheduler = _optimizer_and_scheduler(s2, model.named_parameters(), epochs)
+    precision = Precision(cfg.precision, device)
+    nonfinite = NonFinitePolicy(cfg.nonfinite.action, int(cfg.nonfinite.max_skips))
     side_info = bool(cfg.backbone.sie.camera or cfg.backbone.sie.view)
-
     start_epoch, start_batch = 0, 0
-    if resume_state is not None and resume_state["stage"] == "stage2":
-        model.load_state_dict(resume_state["model"])
-        optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
-        precision.scaler.load_state_dict(resume_state["scaler"])
-        nonfinite.skipped = int(resume_state.get("nonfinite_skipped", 0))
-        set_rng_state(resume_state["rng"])
-        if resume_state["complete"]:
-            start_epoch = resume_state["epoch"]
-        else:
-            start_epoch, start_batch = resume_state["epoch"] - 1, resume_state["batch"]
+    if resumed_stage == "stage2":
+        start_epoch, start_batch = _resume_into(
+            dict(optimizer=optimizer, scheduler=scheduler, precision=precision, nonfinite=nonfinite), resume_state
+        )
 
     def batches(epoch: int, begin: int):
         sampler.set_epoch(epoch)
-        if hasattr(sampler, "start_batch"):
-            sampler.start_batch = begin
+        sampler.start_batch = begin  # mid-epoch resume: the epoch plan is a pure function of (seed, epoch)
         return iter(loader)
 
     last_eval: dict[str, Any] = {}
@@ -217,17 +251,15 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
         print(format_metrics(result.metrics, f"evaluation after stage2 epoch {epoch}"), flush=True)
         return result.metrics
 
-    steps = len(loader)
     loop = StageLoop(
-        name="stage2", epochs=epochs, model=model, params=params, optimizer=optimizer, scheduler=scheduler,
-        batches=batches, steps_per_epoch=steps, step=image_step(model, augment, objective, device, side_info),
-        precision=precision, tracker=tracker, checkpointer=checkpointer, nonfinite=nonfinite,
-        state=lambda: {"mlflow_run_id": run_id},
-        checkpoint_period=int(cfg.checkpoint.period), eval_fn=eval_fn, eval_period=int(s2.eval_period),
-        grad_clip=float(cfg.grad_clip), max_steps_per_epoch=int(cfg.limits.steps_per_epoch), progress=bool(cfg.progress),
+        name="stage2", epochs=epochs, model=system, params=[p for p in model.parameters() if p.requires_grad],
+        optimizer=optimizer, scheduler=scheduler, batches=batches, steps_per_epoch=len(loader),
+        step=image_step(model, augment, objective, device, side_info), precision=precision, nonfinite=nonfinite,
+        state=lambda: {"mlflow_run_id": run_id, "text_classifier": text_weights},
+        eval_fn=eval_fn, eval_period=int(s2.eval_period), **common,
     )
     metrics = loop.run(start_epoch, start_batch)
-    if not metrics:  # resumed after the last epoch's checkpoint, or no eval scheduled: evaluate now
+    if "result" not in last_eval:  # resumed after the last epoch's checkpoint: evaluate now
         metrics = eval_fn(epochs)
     result: EvalResult = last_eval["result"]
     tracker.log_metrics({k: metrics[k] for k in FINAL_METRICS if k in metrics})
@@ -236,6 +268,37 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
         _log_plots(cfg, tracker, result, test, run_dir)
     print(format_metrics(metrics, f"final ({cfg.method.name} on {cfg.dataset.name})"), flush=True)
     return float(metrics["mAP"])
+
+
+def _run_stage1(cfg, device, system, records, pin, common, resume_state, run_id) -> None:
+    """Prompt learning: only the prompt tokens train; image and text encoders are frozen."""
+    s1 = cfg.method.stage1
+    model: Any = system["image"]
+    for p in system.parameters():
+        p.requires_grad_(False)
+    system["prompt"].cls_ctx.requires_grad_(True)
+    transform = TestTransform(cfg.backbone.pixel_mean, cfg.backbone.pixel_std).to(device)
+    loader = build_test_loader(records, tuple(cfg.dataset.size), int(s1.feature_batch_size), cfg.num_workers, pin_memory=pin)
+    model.eval()
+    feats, labels = cache_image_features(model.encode_projected, loader, transform, device, progress=bool(cfg.progress))
+    epochs = _stage_epochs(cfg, s1.epochs)
+    optimizer, scheduler = _optimizer_and_scheduler(s1, system["prompt"].named_parameters(), epochs)
+    precision = Precision(cfg.precision, device)
+    nonfinite = NonFinitePolicy(cfg.nonfinite.action, int(cfg.nonfinite.max_skips))
+    start_epoch, start_batch = 0, 0
+    if resume_state is not None:
+        start_epoch, start_batch = _resume_into(
+            dict(optimizer=optimizer, scheduler=scheduler, precision=precision, nonfinite=nonfinite), resume_state
+        )
+    steps = -(-len(feats) // int(s1.batch_size))
+    loop = StageLoop(
+        name="stage1", epochs=epochs, model=system, params=[system["prompt"].cls_ctx], optimizer=optimizer,
+        scheduler=scheduler, batches=stage1_batches(feats, labels, int(s1.batch_size), int(cfg.seed)),
+        steps_per_epoch=steps, step=prompt_step(system["prompt"], system["text"]), precision=precision,
+        nonfinite=nonfinite, state=lambda: {"mlflow_run_id": run_id}, **common,
+    )
+    loop.run(start_epoch, start_batch)
+    system.train()
 
 
 def _log_plots(cfg, tracker: Tracker, result: EvalResult, test, run_dir: Path) -> None:

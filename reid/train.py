@@ -5,7 +5,7 @@ import hydra
 from omegaconf import DictConfig
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     from reid.pipeline import train
 

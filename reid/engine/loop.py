@@ -47,7 +47,7 @@ class StageLoop:
 
     def checkpoint_state(self, epoch: int, batch: int, complete: bool) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(),
+            "system": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.precision.scaler.state_dict(),
