@@ -1,0 +1,128 @@
+"""DataLoaders for training (PK batches) and testing (sequential).
+
+Workers only decode and resize (:class:`ImageDataset`); batches come out as
+uint8 and are augmented afterwards, batched, by :class:`TrainAugment` /
+:class:`TestTransform` on the training device.  Typical loop::
+
+    loader = build_train_loader(records, (256, 128), 64, 4, num_workers=2, seed=0, pin_memory=True)
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        for batch in loader:
+            images = augment(batch["image"].to(device, non_blocking=True))
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, default_collate
+
+from reid.data.image_dataset import ImageDataset
+from reid.data.records import ImageRecord
+from reid.data.sampler import DistributedPKSampler, PKSampler
+
+_INT_KEYS = ("pid", "camid", "viewid", "index")
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack :class:`ImageDataset` samples: ``image`` (B, …) uint8 and int64 (B,) label tensors.
+
+    Images go through ``default_collate`` so that, inside a worker, the batch is
+    written straight into shared memory (no extra copy on the way to the main process).
+    """
+    if not samples:
+        raise ValueError("cannot collate an empty batch")
+    out: dict[str, torch.Tensor] = {"image": default_collate([s["image"] for s in samples])}
+    for key in _INT_KEYS:
+        out[key] = torch.tensor([s[key] for s in samples], dtype=torch.int64)
+    return out
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed ``random`` and NumPy in a worker from torch's per-worker seed (itself derived from the loader seed).
+
+    Decoding draws no random numbers today; this keeps any future per-worker
+    randomness reproducible and different across workers.
+    """
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def _loader_kwargs(num_workers: int, pin_memory: bool, prefetch_factor: int) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"num_workers": int(num_workers), "pin_memory": bool(pin_memory), "collate_fn": collate}
+    if num_workers > 0:
+        kwargs.update(persistent_workers=True, prefetch_factor=int(prefetch_factor), worker_init_fn=seed_worker)
+    return kwargs
+
+
+def build_train_loader(
+    records: Sequence[ImageRecord],
+    size: tuple[int, int],
+    batch_size: int,
+    num_instances: int,
+    num_workers: int,
+    seed: int,
+    interpolation: str = "bicubic",
+    num_views: int = 1,
+    pin_memory: bool = False,
+    distributed: tuple[int, int] | None = None,
+    prefetch_factor: int = 2,
+    draft: bool = False,
+) -> DataLoader:
+    """PK-sampled training loader; call ``loader.sampler.set_epoch(epoch)`` before each epoch.
+
+    Args:
+        records: training images (pids already relabelled or not: only equality matters).
+        size: (H, W) input size.
+        batch_size: global batch P×K; with ``distributed=(R, r)`` each rank loads batch_size / R.
+        num_instances: K.
+        num_workers: decoding worker processes (0: decode in the main process).
+        seed: sampler seed (epoch plan = f(seed, epoch)) and worker-seed base.
+        interpolation: PIL resize filter, "bicubic" as CLIP-ReID's training transform.
+        num_views: identical copies per sample, (B, V, 3, H, W), for multi-view augmentation.
+        pin_memory: pin batches for asynchronous host→GPU copies.
+        distributed: (num_replicas, rank) to use :class:`DistributedPKSampler`.
+        prefetch_factor: batches each worker prepares ahead.
+        draft: JPEG draft-mode decoding for large images (see :func:`decode_image`).
+    """
+    dataset = ImageDataset(records, size, interpolation, num_views=num_views, draft=draft)
+    pids = [r.pid for r in dataset.records]
+    sampler: PKSampler
+    if distributed is None:
+        sampler = PKSampler(pids, batch_size, num_instances, seed)
+    else:
+        num_replicas, rank = distributed
+        sampler = DistributedPKSampler(pids, batch_size, num_instances, seed, num_replicas, rank)
+    return DataLoader(
+        dataset,
+        batch_size=sampler.local_batch_size,
+        sampler=sampler,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(int(seed)),
+        **_loader_kwargs(num_workers, pin_memory, prefetch_factor),
+    )
+
+
+def build_test_loader(
+    records: Sequence[ImageRecord],
+    size: tuple[int, int],
+    batch_size: int,
+    num_workers: int,
+    interpolation: str = "bilinear",
+    pin_memory: bool = False,
+    prefetch_factor: int = 2,
+    draft: bool = False,
+) -> DataLoader:
+    """Loader over ``records`` in their order (query/gallery feature extraction, stage-1 caching)."""
+    dataset = ImageDataset(records, size, interpolation, num_views=1, draft=draft)
+    return DataLoader(
+        dataset,
+        batch_size=int(batch_size),
+        shuffle=False,
+        drop_last=False,
+        **_loader_kwargs(num_workers, pin_memory, prefetch_factor),
+    )

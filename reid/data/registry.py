@@ -1,0 +1,96 @@
+"""Name → loader registry and the one entry point, :func:`load_dataset`.
+
+A dict filled by a decorator (rather than an if/elif chain) so that new formats,
+such as a generic folder format, register themselves without touching this
+file. Options that apply to every format (image verification) are handled here
+once, after the format's own loader has returned.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from reid.data.errors import DatasetError
+from reid.data.formats import BUILTIN_FORMAT_MODULES
+from reid.data.image_check import verify_dataset_images
+from reid.data.records import ReIDDataset
+from reid.data.summary import format_summary
+
+logger = logging.getLogger(__name__)
+
+# A loader takes the absolute dataset root and its format's own options.
+DatasetLoader = Callable[..., ReIDDataset]
+
+_REGISTRY: dict[str, DatasetLoader] = {}
+
+
+
+def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
+    """Decorator: make ``loader(root: Path, **options)`` loadable as ``name``."""
+
+    def decorate(loader: DatasetLoader) -> DatasetLoader:
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing is not loader:
+            raise ValueError(
+                f"dataset name {name!r} is already registered to "
+                f"{existing.__module__}.{existing.__qualname__}"
+            )
+        _REGISTRY[name] = loader
+        return loader
+
+    return decorate
+
+
+def registered_datasets() -> tuple[str, ...]:
+    """Sorted names :func:`load_dataset` accepts (built-in formats are imported here)."""
+    for module in BUILTIN_FORMAT_MODULES:
+        importlib.import_module(module)
+    return tuple(sorted(_REGISTRY))
+
+
+def _check_options(name: str, loader: DatasetLoader, root: Path, options: dict) -> None:
+    """Turn a config typo into a DatasetError listing the options the format takes."""
+    signature = inspect.signature(loader)
+    try:
+        signature.bind(root, **options)
+    except TypeError as exc:
+        accepted = list(signature.parameters)[1:]
+        raise DatasetError(
+            f"dataset {name!r}: bad options {sorted(options)} ({exc}); "
+            f"this format accepts {accepted} plus verify_images, skip_corrupt"
+        ) from None
+
+
+def load_dataset(
+    name: str,
+    root: str | os.PathLike[str],
+    *,
+    verify_images: bool = False,
+    skip_corrupt: bool = False,
+    **options: object,
+) -> ReIDDataset:
+    """Load dataset ``name`` from ``root``, the folder that holds its top folder.
+
+    ``verify_images`` opens and decodes every image and raises a DatasetError
+    naming the corrupt files; ``skip_corrupt`` (which implies verification) drops
+    them instead, warns once and records the count in ``meta["skipped_corrupt"]``
+    (always present, 0 when nothing was skipped or nothing was checked).
+    """
+    known = registered_datasets()
+    loader = _REGISTRY.get(name)
+    if loader is None:
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(known)}")
+    root_path = Path(root).expanduser().absolute()
+    _check_options(name, loader, root_path, options)
+    dataset = loader(root_path, **options)
+    dataset.meta.setdefault("root", str(root_path))
+    skipped = 0
+    if verify_images or skip_corrupt:
+        dataset, skipped = verify_dataset_images(dataset, skip_corrupt=skip_corrupt)
+    dataset.meta["skipped_corrupt"] = skipped
+    logger.info("=> %s loaded\n%s", name, format_summary(dataset))
+    return dataset
