@@ -1,11 +1,16 @@
 """`python -m reid.train`: the Hydra entry point. Returns the final mAP so a sweeper can maximise it."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
+# conf/ sits beside the package in the project root; an absolute path works from any working directory.
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
-@hydra.main(config_path="../conf", config_name="train")
+
+@hydra.main(config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float:
     from reid.pipeline import train
 

@@ -199,6 +199,10 @@ class WorldSpec:
                 0 <= self.family_differences <= len(MUTABLE_GROUPS),
                 f"family_differences must be in 0..{len(MUTABLE_GROUPS)}",
             ),
+            (
+                self.family_size == 1 or self.family_differences >= 1,
+                "family members need family_differences >= 1 to be distinct identities",
+            ),
             (self.height >= 16 and self.width >= 8, "image is too small"),
             (1 <= self.jpeg_quality <= 100, "jpeg_quality must be in 1..100"),
             (1 <= self.supersample <= 4, "supersample must be in 1..4"),
@@ -849,7 +853,7 @@ def _camera_effects(canvas: Image.Image, spec: WorldSpec, cam: dict[str, Any],
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
 
 
-def render_image(job: _Job, spec: WorldSpec, cam: dict[str, Any], plate: np.ndarray,
+def _render_image(job: _Job, spec: WorldSpec, cam: dict[str, Any], plate: np.ndarray,
                  rng: np.random.Generator) -> Image.Image:
     """The final ``height x width`` RGB crop for one planned image."""
     return _camera_effects(_render_canvas(job, spec, cam, plate, rng), spec, cam, rng)
@@ -926,7 +930,7 @@ def generate_world(out_dir: Path, spec: WorldSpec, *, progress: bool = True) -> 
               for c, cam in enumerate(cameras)]
     counts = {split: 0 for split in SPLIT_DIRNAMES}
     for index, job in enumerate(tqdm(jobs, desc="synthetic world", unit="img", disable=not progress)):
-        img = render_image(job, spec, cameras[job.cam], plates[job.cam], _image_rng(spec.seed, index))
+        img = _render_image(job, spec, cameras[job.cam], plates[job.cam], _image_rng(spec.seed, index))
         img.save(market / job.split / job.name, format="JPEG", quality=spec.jpeg_quality)
         counts[job.split] += 1
     _write_json(out_dir / CAPTIONS_JSON, {str(pid): describe(info) for pid, info in sorted(identities.items())})

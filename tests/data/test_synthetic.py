@@ -230,6 +230,8 @@ def test_unknown_and_invalid_options() -> None:
         WorldSpec(num_cameras=10)
     with pytest.raises(ValueError, match="min_images_per_camera"):
         WorldSpec(min_images_per_camera=1)
+    with pytest.raises(ValueError, match="family_differences"):
+        WorldSpec(family_size=3, family_differences=0)
     with pytest.raises(TypeError, match="num_junk"):
         WorldSpec(num_junk=2.5)
     assert WorldSpec(light_min=1, light_max=2).to_dict()["light_min"] == 1.0
