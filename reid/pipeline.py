@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from reid.builders import build_dataset, build_model, build_text_side, limit_test_set, resolve_device, seed_everything, to_plain
 from reid.data import format_summary, summary_metrics
+from reid.data.formats.folder import write_label_maps
 from reid.data.loader import build_test_loader, build_train_loader
 from reid.data.transforms import TestTransform, TrainAugment
 from reid.engine.checkpoint import Checkpointer, latest_checkpoint, set_rng_state
@@ -27,7 +28,9 @@ from reid.engine.optim import build_optimizer
 from reid.engine.precision import Precision
 from reid.engine.schedules import build_scheduler
 from reid.engine.stage1 import cache_image_features, prompt_step, stage1_batches, text_classifier
+from reid.engine.ssl_terms import SSLHead, language_term, vision_term
 from reid.engine.stage2 import image_step
+from reid.models.ssl_heads import ProjectionMLP, SimSiamPredictor
 from reid.tracking import build_tracker, flatten_config
 from reid.tracking.base import Tracker
 
@@ -151,6 +154,14 @@ def _resume_into(loop_objects: dict[str, Any], state: dict[str, Any]) -> tuple[i
     return int(state["epoch"]) - 1, int(state["batch"])
 
 
+def _ssl_head(ssl: DictConfig, branch: DictConfig, in_dim: int, svll_init: bool) -> SSLHead:
+    proj = ProjectionMLP(in_dim, int(branch.projector.hidden), int(branch.projector.out), svll_init=svll_init)
+    predictor = None
+    if ssl.family == "simsiam":
+        predictor = SimSiamPredictor(int(branch.projector.out), int(ssl.predictor_hidden))
+    return SSLHead(ssl.family, proj, float(ssl.temperature), predictor)
+
+
 def _optimizer_and_scheduler(stage_cfg: DictConfig, named, epochs: int):
     o = stage_cfg.optimizer
     optimizer = build_optimizer(named, o.name, o.lr, o.weight_decay, o.bias_lr_factor, o.weight_decay_bias, tuple(o.betas))
@@ -162,6 +173,8 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
     started = time.perf_counter()
     ds = build_dataset(cfg)
     print(format_summary(ds), flush=True)
+    if "label_maps" in ds.meta:  # a user's own data: keep the string <-> integer label maps with the run
+        tracker.log_artifact(write_label_maps(ds, run_dir / "label_maps.json"))
     tracker.log_metrics({k: float(v) for k, v in summary_metrics(ds).items()})
     test = limit_test_set(ds, int(cfg.limits.eval_images))
     num_classes = ds.num_train_pids
@@ -172,6 +185,13 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
         prompt_learner, text_encoder = build_text_side(cfg, clip, num_classes)
         system["prompt"] = prompt_learner
         system["text"] = text_encoder
+    ssl = cfg.ssl
+    use_lang_ssl = ssl.name != "none" and uses_text and float(ssl.lang_weight) != 0
+    use_vis_ssl = ssl.name != "none" and float(ssl.weight) != 0
+    if use_lang_ssl:
+        system["ssl_text"] = _ssl_head(ssl, ssl.lang, system["text"].text_projection.out_features, svll_init=False)
+    if use_vis_ssl:
+        system["ssl_image"] = _ssl_head(ssl, ssl.vision, model.encoder.width, svll_init=bool(ssl.vision.svll_init))
     system.to(device)
     pin = device.type == "cuda" if cfg.pin_memory == "auto" else bool(cfg.pin_memory)
     evaluator = Evaluator(cfg, model, test.query, test.gallery, device, pin)
@@ -219,15 +239,25 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
     ).to(device)
     loader = build_train_loader(
         ds.train, tuple(cfg.dataset.size), s2.batch_size, s2.num_instances, cfg.num_workers, seed=int(cfg.seed),
-        pin_memory=pin,
+        pin_memory=pin, num_views=3 if use_vis_ssl else 1,
     )
     sampler = loader.sampler
     for p in model.parameters():
         p.requires_grad_(True)
     for head in (model.head, model.head_proj):
         head.bn.bias.requires_grad_(False)
+    trainable = list(model.named_parameters())
+    extra_terms = None
+    if use_vis_ssl:
+        v = ssl.vision
+        ssl_augment = TrainAugment(
+            cfg.backbone.pixel_mean, cfg.backbone.pixel_std, flip_p=a.flip_p, pad=a.pad, erase_p=v.erase_p,
+            erase_area=tuple(v.erase_area), erase_ratio=tuple(v.erase_ratio),
+        ).to(device)
+        extra_terms = vision_term(model.encoder, ssl_augment, system["ssl_image"], float(ssl.weight), device)
+        trainable += [(f"ssl_image.{n}", p) for n, p in system["ssl_image"].named_parameters()]
     epochs = _stage_epochs(cfg, s2.epochs)
-    optimizer, scheduler = _optimizer_and_scheduler(s2, model.named_parameters(), epochs)
+    optimizer, scheduler = _optimizer_and_scheduler(s2, trainable, epochs)
     precision = Precision(cfg.precision, device)
     nonfinite = NonFinitePolicy(cfg.nonfinite.action, int(cfg.nonfinite.max_skips))
     side_info = bool(cfg.backbone.sie.camera or cfg.backbone.sie.view)
@@ -252,9 +282,9 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
         return result.metrics
 
     loop = StageLoop(
-        name="stage2", epochs=epochs, model=system, params=[p for p in model.parameters() if p.requires_grad],
+        name="stage2", epochs=epochs, model=system, params=[p for _, p in trainable if p.requires_grad],
         optimizer=optimizer, scheduler=scheduler, batches=batches, steps_per_epoch=len(loader),
-        step=image_step(model, augment, objective, device, side_info), precision=precision, nonfinite=nonfinite,
+        step=image_step(model, augment, objective, device, side_info, extra_terms), precision=precision, nonfinite=nonfinite,
         state=lambda: {"mlflow_run_id": run_id, "text_classifier": text_weights},
         eval_fn=eval_fn, eval_period=int(s2.eval_period), **common,
     )
@@ -282,7 +312,18 @@ def _run_stage1(cfg, device, system, records, pin, common, resume_state, run_id)
     model.eval()
     feats, labels = cache_image_features(model.encode_projected, loader, transform, device, progress=bool(cfg.progress))
     epochs = _stage_epochs(cfg, s1.epochs)
-    optimizer, scheduler = _optimizer_and_scheduler(s1, system["prompt"].named_parameters(), epochs)
+    trainable = list(system["prompt"].named_parameters())
+    extra_terms = None
+    if "ssl_text" in system:
+        ssl = cfg.ssl
+        extra_terms = language_term(
+            system["prompt"], system["text"], system["ssl_text"], float(ssl.lang_weight), float(ssl.lang.mask_prob)
+        )
+        if ssl.lang.train_projector:
+            for p in system["ssl_text"].parameters():
+                p.requires_grad_(True)
+            trainable += [(f"ssl_text.{n}", p) for n, p in system["ssl_text"].named_parameters()]
+    optimizer, scheduler = _optimizer_and_scheduler(s1, trainable, epochs)
     precision = Precision(cfg.precision, device)
     nonfinite = NonFinitePolicy(cfg.nonfinite.action, int(cfg.nonfinite.max_skips))
     start_epoch, start_batch = 0, 0
@@ -292,9 +333,9 @@ def _run_stage1(cfg, device, system, records, pin, common, resume_state, run_id)
         )
     steps = -(-len(feats) // int(s1.batch_size))
     loop = StageLoop(
-        name="stage1", epochs=epochs, model=system, params=[system["prompt"].cls_ctx], optimizer=optimizer,
+        name="stage1", epochs=epochs, model=system, params=[p for _, p in trainable], optimizer=optimizer,
         scheduler=scheduler, batches=stage1_batches(feats, labels, int(s1.batch_size), int(cfg.seed)),
-        steps_per_epoch=steps, step=prompt_step(system["prompt"], system["text"]), precision=precision,
+        steps_per_epoch=steps, step=prompt_step(system["prompt"], system["text"], extra_terms), precision=precision,
         nonfinite=nonfinite, state=lambda: {"mlflow_run_id": run_id}, **common,
     )
     loop.run(start_epoch, start_batch)

@@ -28,14 +28,23 @@ _INT_KEYS = ("pid", "camid", "viewid", "index")
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack :class:`ImageDataset` samples: ``image`` (B, …) uint8 and int64 (B,) label tensors.
+    """Stack :class:`ImageDataset` samples: ``image`` (B, …, 3, H, W) uint8 and int64 (B,) label tensors.
 
-    Images go through ``default_collate`` so that, inside a worker, the batch is
-    written straight into shared memory (no extra copy on the way to the main process).
+    Images decoded without a resize step are CHW views of HWC memory; those are
+    stacked as HWC (a plain copy, several times faster than transposing each)
+    and returned as a channels-last view, which the batched transforms read
+    directly.  Contiguous CHW images are stacked as they are.  Stacking goes
+    through ``default_collate`` so that, inside a worker, the batch is written
+    straight into shared memory (no extra copy on the way to the main process).
     """
     if not samples:
         raise ValueError("cannot collate an empty batch")
-    out: dict[str, torch.Tensor] = {"image": default_collate([s["image"] for s in samples])}
+    images = [s["image"] for s in samples]
+    if images[0].shape[-3] > 1 and images[0].stride(-3) == 1:  # channels innermost in memory
+        stacked = default_collate([im.movedim(-3, -1) for im in images]).movedim(-1, -3)
+    else:
+        stacked = default_collate(images)
+    out: dict[str, torch.Tensor] = {"image": stacked}
     for key in _INT_KEYS:
         out[key] = torch.tensor([s[key] for s in samples], dtype=torch.int64)
     return out
@@ -72,6 +81,7 @@ def build_train_loader(
     distributed: tuple[int, int] | None = None,
     prefetch_factor: int = 2,
     draft: bool = False,
+    resize_backend: str = "torch",
 ) -> DataLoader:
     """PK-sampled training loader; call ``loader.sampler.set_epoch(epoch)`` before each epoch.
 
@@ -88,8 +98,9 @@ def build_train_loader(
         distributed: (num_replicas, rank) to use :class:`DistributedPKSampler`.
         prefetch_factor: batches each worker prepares ahead.
         draft: JPEG draft-mode decoding for large images (see :func:`decode_image`).
+        resize_backend: "torch" (fast) or "pil" (bit-identical to CLIP-ReID), see :mod:`reid.data.image_dataset`.
     """
-    dataset = ImageDataset(records, size, interpolation, num_views=num_views, draft=draft)
+    dataset = ImageDataset(records, size, interpolation, num_views, draft, resize_backend)
     pids = [r.pid for r in dataset.records]
     sampler: PKSampler
     if distributed is None:
@@ -116,9 +127,16 @@ def build_test_loader(
     pin_memory: bool = False,
     prefetch_factor: int = 2,
     draft: bool = False,
+    resize_backend: str = "torch",
 ) -> DataLoader:
-    """Loader over ``records`` in their order (query/gallery feature extraction, stage-1 caching)."""
-    dataset = ImageDataset(records, size, interpolation, num_views=1, draft=draft)
+    """Loader over ``records`` in their order, with no sampler randomness.
+
+    For query/gallery feature extraction, and for stage-1 feature caching of the
+    training images (method.md §3.2: test transform, no augmentation; CLIP-ReID
+    shuffles that loader, which changes nothing since every cached feature keeps
+    its ``index`` and ``pid``).
+    """
+    dataset = ImageDataset(records, size, interpolation, 1, draft, resize_backend)
     return DataLoader(
         dataset,
         batch_size=int(batch_size),

@@ -86,11 +86,14 @@ def load_dataset(
         raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(known)}")
     root_path = Path(root).expanduser().absolute()
     _check_options(name, loader, root_path, options)
+    if "skip_corrupt" in inspect.signature(loader).parameters:
+        # The format drops corrupt images itself, before it assigns its labels.
+        options, skip_corrupt = {**options, "skip_corrupt": skip_corrupt}, False
     dataset = loader(root_path, **options)
     dataset.meta.setdefault("root", str(root_path))
     skipped = 0
     if verify_images or skip_corrupt:
         dataset, skipped = verify_dataset_images(dataset, skip_corrupt=skip_corrupt)
-    dataset.meta["skipped_corrupt"] = skipped
+    dataset.meta["skipped_corrupt"] = dataset.meta.get("skipped_corrupt", 0) + skipped
     logger.info("=> %s loaded\n%s", name, format_summary(dataset))
     return dataset

@@ -97,7 +97,9 @@ class Normalize(nn.Module):
             scale = self.scale
         else:
             raise TypeError(f"expected a uint8 or floating batch, got {x.dtype}")
-        out = x.to(torch.float32, copy=True)
+        # One pass converts dtype and, for channels-last input, reorders to contiguous NCHW.
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        out.copy_(x)
         return out.mul_(scale).add_(self.shift)
 
 
@@ -131,17 +133,28 @@ class RandomFlipPadCrop(nn.Module):
 
     @staticmethod
     def apply(x: torch.Tensor, params: dict[str, torch.Tensor], pad: int) -> torch.Tensor:
-        """Apply given draws to a (B, C, H, W) batch."""
+        """Apply given draws to a (B, C, H, W) batch; the output keeps the input's memory format.
+
+        Channels-last input (what :func:`reid.data.loader.collate` produces from
+        decoded HWC images) is gathered in place of a transpose, so the
+        HWC→CHW reordering is left to the float conversion in :class:`Normalize`.
+        """
         b, c, h, w = x.shape
         dev = x.device
         flip = params["flip"].to(dev)
         rows = torch.arange(h, device=dev)[None] + (params["top"].to(dev) - pad)[:, None]  # (B, H) source rows
         cols = torch.arange(w, device=dev)[None] + (params["left"].to(dev) - pad)[:, None]  # (B, W) flipped-image cols
         cols = torch.where(flip[:, None], w - 1 - cols, cols)  # flipped col j is original col W-1-j
-        valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-        index = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]
-        out = torch.gather(x.reshape(b, c, h * w), 2, index.view(b, 1, h * w).expand(b, c, h * w))
-        out = out.view(b, c, h, w)
+        valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]  # (B, H, W)
+        index = (rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]).view(b, h * w)
+        if c > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            flat = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: pixels × channels
+            out = torch.gather(flat, 1, index[:, :, None].expand(b, h * w, c)).view(b, h, w, c)
+            if pad > 0:
+                out.masked_fill_(~valid[..., None], 0)
+            return out.permute(0, 3, 1, 2)
+        flat = x.contiguous().view(b, c, h * w)
+        out = torch.gather(flat, 2, index[:, None].expand(b, c, h * w)).view(b, c, h, w)
         if pad > 0:
             out.masked_fill_(~valid[:, None], 0)
         return out

@@ -189,6 +189,14 @@ def test_dataset_decodes_resizes_and_names_corrupt_files(tmp_path: Path) -> None
     assert abs(top[0] - 200) < 12 and top[2] < 45
     assert abs(bottom[2] - 200) < 12 and bottom[0] < 45
 
+    # PIL backend (bit-identical to the reference) agrees with torch's antialiased resize within 2 levels
+    pil = ImageDataset(records, size=(32, 16), interpolation="bicubic", resize_backend="pil")[0]["image"]
+    assert pil.shape == (3, 32, 16)
+    assert int((pil.int() - item["image"].int()).abs().max()) <= 2
+    # same size: no resize at all, pixels equal PIL's decode
+    same = ImageDataset(records, size=(16, 8), interpolation="bilinear")[0]["image"]
+    assert torch.equal(same, torch.from_numpy(np.array(Image.open(good).convert("RGB"))).permute(2, 0, 1))
+
     multi = ImageDataset(records, size=(32, 16), interpolation="bilinear", num_views=3)[0]["image"]
     assert multi.shape == (3, 3, 32, 16) and torch.equal(multi[0], multi[2])
 
@@ -200,8 +208,28 @@ def test_dataset_decodes_resizes_and_names_corrupt_files(tmp_path: Path) -> None
     missing = ImageDataset([ImageRecord(str(tmp_path / "nope.jpg"), 2, 0)], (32, 16), "bicubic")
     with pytest.raises(DatasetError, match="nope.jpg"):
         missing[0]
-    with pytest.raises(ValueError, match="interpolation"):
+    with pytest.raises(ValueError, match="interpolation 'cubic' not supported"):
         ImageDataset(records, (32, 16), "cubic")
+    with pytest.raises(ValueError, match="not supported by the torch backend"):
+        ImageDataset(records, (32, 16), "lanczos")
+    ImageDataset(records, (32, 16), "lanczos", resize_backend="pil")
+
+
+def test_collate_stacks_both_memory_layouts_and_augment_reads_them_alike() -> None:
+    torch.manual_seed(0)
+    hwc = torch.randint(0, 256, (4, 20, 12, 3), dtype=torch.uint8)
+    as_views = [{"image": hwc[i].permute(2, 0, 1), "pid": i, "camid": 0, "viewid": 0, "index": i} for i in range(4)]
+    as_chw = [dict(d, image=d["image"].contiguous()) for d in as_views]
+    a, b = collate(as_views)["image"], collate(as_chw)["image"]
+    assert a.shape == b.shape == (4, 3, 20, 12) and torch.equal(a, b)
+    assert a.is_contiguous(memory_format=torch.channels_last) and b.is_contiguous()
+    params = RandomFlipPadCrop(0.5, 3).sample(4)
+    ga, gb = RandomFlipPadCrop.apply(a, params, 3), RandomFlipPadCrop.apply(b, params, 3)
+    assert torch.equal(ga, gb)
+    norm = Normalize(HALF, HALF)
+    assert norm(ga).is_contiguous() and torch.equal(norm(ga), norm(gb))
+    multi = collate([dict(d, image=d["image"].expand(2, 3, 20, 12)) for d in as_views])["image"]
+    assert multi.shape == (4, 2, 3, 20, 12) and torch.equal(multi[:, 1], a)
 
 
 def test_loaders_yield_pk_batches_and_sequential_test_batches(tmp_path: Path) -> None:

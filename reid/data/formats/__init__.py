@@ -14,4 +14,5 @@ BUILTIN_FORMAT_MODULES = (
     "reid.data.formats.veri776",
     "reid.data.formats.vehicleid",
     "reid.data.formats.synthetic",
+    "reid.data.formats.folder",
 )

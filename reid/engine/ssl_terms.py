@@ -1,0 +1,70 @@
+"""SVLL-ReID's two self-supervised terms as pluggable extra loss terms (method.md §8.2, §8.3).
+
+language (stage 1): two masked copies of the prompts of the batch's distinct identities
+→ frozen text encoder → projector → NT-Xent (or SimSiam). vision (stage 2): two extra
+random-erased views → image encoder class token (no SIE) → projector → NT-Xent (or SimSiam).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from reid.losses.ntxent import nt_xent
+from reid.losses.simsiam import simsiam_loss
+from reid.models.prompt_learner import PromptLearner
+from reid.models.text_encoder import TextEncoder
+
+
+def mask_prompts(prompts: torch.Tensor, mask_prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Zero each embedding entry independently with probability ``mask_prob`` (no 1/(1−p) rescale, all 77 tokens), as SVLL."""
+    keep = torch.rand(prompts.shape, device=prompts.device, generator=generator) >= mask_prob
+    return prompts * keep
+
+
+class SSLHead(nn.Module):
+    """Projector (+ SimSiam predictor) and the family's loss on two views."""
+
+    def __init__(self, family: str, projector: nn.Module, temperature: float, predictor: nn.Module | None = None):
+        super().__init__()
+        if family not in ("simclr", "simsiam"):
+            raise ValueError(f"ssl family must be simclr or simsiam, got {family!r}")
+        if family == "simsiam" and predictor is None:
+            raise ValueError("simsiam needs a predictor")
+        self.family, self.projector, self.predictor, self.temperature = family, projector, predictor, temperature
+
+    def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+        z1, z2 = self.projector(v1.float()), self.projector(v2.float())
+        if self.family == "simclr":
+            return nt_xent(z1, z2, self.temperature)
+        return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)
+
+
+def language_term(
+    prompt_learner: PromptLearner, text_encoder: TextEncoder, head: SSLHead, weight: float, mask_prob: float
+) -> Callable[[torch.Tensor], dict[str, tuple[float, torch.Tensor]]]:
+    def term(labels: torch.Tensor) -> dict[str, tuple[float, torch.Tensor]]:
+        ids = torch.unique(labels)  # distinct identities: duplicates would be false negatives
+        if ids.numel() < 2:  # a single-identity chunk has no negatives (and a BN of batch 1 fails)
+            return {}
+        prompts = prompt_learner.full_prompts(ids)
+        t1 = text_encoder(mask_prompts(prompts, mask_prob), prompt_learner.eot_index)
+        t2 = text_encoder(mask_prompts(prompts, mask_prob), prompt_learner.eot_index)
+        return {"ssl_lang": (weight, head(t1, t2))}
+
+    return term
+
+
+def vision_term(
+    encoder: nn.Module, augment: nn.Module, head: SSLHead, weight: float, device: torch.device
+) -> Callable[[dict[str, Any], Any], dict[str, tuple[float, torch.Tensor]]]:
+    def term(batch: dict[str, Any], _out: Any) -> dict[str, tuple[float, torch.Tensor]]:
+        raw = batch["image"].to(device, non_blocking=True)
+        if raw.dim() != 5 or raw.shape[1] < 3:
+            raise ValueError("the vision SSL term needs 3 views per sample (loader num_views=3)")
+        v1 = encoder(augment(raw[:, 1]), None, None)[1]  # final class token after ln_post, no SIE
+        v2 = encoder(augment(raw[:, 2]), None, None)[1]
+        return {"ssl_vis": (weight, head(v1, v2))}
+
+    return term
