@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,launchers]"
 	@# open-clip-torch is used only for its CLIP BPE vocabulary file (and open_clip's RN50 code):
 	@# installed without its torchvision dependency, which does not import beside the CPU torch wheel.
 	$(BIN)/pip install -q --no-deps "open-clip-torch==3.3.0"

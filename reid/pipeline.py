@@ -38,6 +38,9 @@ FINAL_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
 
 
 def git_commit(root: str) -> str:
+    """The checkout's commit, or REID_GIT_COMMIT (set in images built without .git), else "unknown"."""
+    if os.environ.get("REID_GIT_COMMIT"):
+        return os.environ["REID_GIT_COMMIT"]
     try:
         return subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
