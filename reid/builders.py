@@ -58,6 +58,10 @@ def build_model(cfg: DictConfig, num_classes: int, num_cams: int, num_views: int
     b = cfg.backbone
     if b.arch != "vit":
         raise ValueError(f"backbone.arch={b.arch!r}: this build supports 'vit'")
+    if b.get("pretrain") is not None:  # an embedded backbone we can make ourselves (the tiny synthetic CLIP)
+        from reid.pretrain import ensure_pretrained
+
+        ensure_pretrained(b, resolve_device(cfg.device), progress=bool(cfg.progress))
     clip = load_clip(b.pretrained, to_plain(b.config), attn_implementation=b.attn_implementation)
     sie = None
     if b.sie.camera or b.sie.view:
@@ -83,6 +87,7 @@ def build_text_side(cfg: DictConfig, clip: torch.nn.Module, num_classes: int):
     ids = tokenize(tokenizer, [text])[0]
     placeholder_id = int(tokenize(tokenizer, [placeholder])[0][1])
     learner = PromptLearner(
-        num_classes, ids, placeholder_id, int(p.n_ctx), clip.text_model.embeddings.token_embedding, float(p.init_std)
+        num_classes, ids, placeholder_id, int(p.n_ctx), clip.text_model.embeddings.token_embedding, float(p.init_std),
+        truncate_after_eot=bool(p.truncate_after_eot),
     )
     return learner, TextEncoder(clip.text_model, clip.text_projection)

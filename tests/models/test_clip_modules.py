@@ -69,7 +69,7 @@ def test_sie_changes_only_class_token_and_checks_range(tiny_clip):
 def test_prompt_learner_gradients_and_shapes(tiny_clip):
     tok = clip_tokenizer()
     ids = tokenize(tok, ["A photo of a X X X X person."])[0]
-    pl = PromptLearner(5, ids, 343, 4, tiny_clip.text_model.embeddings.token_embedding, 0.02)
+    pl = PromptLearner(5, ids, 343, 4, tiny_clip.text_model.embeddings.token_embedding, 0.02, truncate_after_eot=False)
     enc = TextEncoder(tiny_clip.text_model, tiny_clip.text_projection)
     for p in tiny_clip.parameters():
         p.requires_grad_(False)
@@ -115,3 +115,17 @@ def test_save_pretrained_round_trip(tiny_clip, tmp_path):
         a = tiny_clip.vision_model(pixel_values=x).pooler_output
         b = again.vision_model(pixel_values=x).pooler_output
     torch.testing.assert_close(a, b)
+
+
+def test_truncating_prompts_after_eot_is_exact(tiny_clip):
+    ids = tokenize(clip_tokenizer(), ["A photo of a X X X X vehicle."])[0]
+    emb = tiny_clip.text_model.embeddings.token_embedding
+    torch.manual_seed(1)
+    full = PromptLearner(3, ids, 343, 4, emb, 0.02, truncate_after_eot=False)
+    short = PromptLearner(3, ids, 343, 4, emb, 0.02, truncate_after_eot=True)
+    short.cls_ctx.data.copy_(full.cls_ctx.data)
+    enc = TextEncoder(tiny_clip.text_model, tiny_clip.text_projection)
+    labels = torch.tensor([0, 2, 1])
+    assert full(labels).shape[1] == 77 and short(labels).shape[1] == 12
+    with torch.no_grad():
+        torch.testing.assert_close(enc(short(labels), short.eot_index), enc(full(labels), full.eot_index), atol=1e-5, rtol=1e-5)
