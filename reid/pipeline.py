@@ -31,7 +31,7 @@ from reid.engine.stage1 import cache_image_features, prompt_step, stage1_batches
 from reid.engine.ssl_terms import SSLHead, language_term, vision_term
 from reid.engine.stage2 import image_step
 from reid.models.ssl_heads import ProjectionMLP, SimSiamPredictor
-from reid.tracking import build_tracker, flatten_config
+from reid.tracking import PARENT_RUN_ENV, build_tracker, flatten_config
 from reid.tracking.base import Tracker
 
 FINAL_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
@@ -124,7 +124,7 @@ def train(cfg: DictConfig) -> float:
         "ssl": cfg.ssl.name,
         "run_dir": str(run_dir),
     }
-    parent = os.environ.get("REID_PARENT_RUN_ID")
+    parent = os.environ.get(PARENT_RUN_ENV)
     run_id = tracker.start(
         cfg.logger.get("run_name") or f"{cfg.method.name}-{cfg.dataset.name}-{cfg.backbone.name}",
         tags,

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="train")
+@hydra.main(config_path=CONFIG_DIR, config_name="train", execution_whitelist=["reid.tracking.*"])
 def main(cfg: DictConfig) -> float:
     from reid.pipeline import train
 

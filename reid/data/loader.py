@@ -5,6 +5,7 @@ uint8 and are augmented afterwards, batched, by :class:`TrainAugment` /
 :class:`TestTransform` on the training device.  Typical loop::
 
     loader = build_train_loader(records, (256, 128), 64, 4, num_workers=2, seed=0, pin_memory=True)
+    augment = TrainAugment(mean=(0.5,) * 3, std=(0.5,) * 3).to(device)
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
         for batch in loader:
@@ -13,6 +14,7 @@ uint8 and are augmented afterwards, batched, by :class:`TrainAugment` /
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,6 +67,10 @@ def _loader_kwargs(num_workers: int, pin_memory: bool, prefetch_factor: int) -> 
     kwargs: dict[str, Any] = {"num_workers": int(num_workers), "pin_memory": bool(pin_memory), "collate_fn": collate}
     if num_workers > 0:
         kwargs.update(persistent_workers=True, prefetch_factor=int(prefetch_factor), worker_init_fn=seed_worker)
+        if sys.platform.startswith("linux"):
+            # An explicit fork context: inside a joblib (loky) sweep worker the default context fails
+            # ("'Process' object has no attribute 'env'"); fork is what Linux uses by default anyway.
+            kwargs["multiprocessing_context"] = "fork"
     return kwargs
 
 

@@ -1,6 +1,7 @@
 """MLflow tracker: one run per training job, nested under a sweep's parent run when there is one."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Mapping
@@ -12,6 +13,31 @@ from reid.tracking.base import Tracker
 
 # MLflow rejects param values longer than this; longer values are truncated with a marker.
 _MAX_PARAM_LEN = 6000
+# MLflow's log_batch accepts at most this many params per call.
+_PARAM_BATCH = 100
+
+# A sweep's Hydra callback (reid/tracking/sweep_callback.py) runs in the job's process right before the job and
+# hands per-job context to the run created here: JSON objects of extra tags (trial number, study, host, pid) and of
+# extra params (the job's own overrides as ``override.<key>``). Creating them with the run, rather than adding them
+# after the job, keeps them on runs that crash or are killed.
+RUN_TAGS_ENV = "REID_RUN_TAGS"
+RUN_PARAMS_ENV = "REID_RUN_PARAMS"
+
+
+def _env_json(name: str) -> dict[str, str]:
+    """The JSON object in environment variable ``name`` as str -> str (empty when unset)."""
+    raw = os.environ.get(name)
+    if not raw:
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must hold a JSON object, got {type(value).__name__}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _clip(value: object) -> str:
+    s = str(value)
+    return s if len(s) <= _MAX_PARAM_LEN else s[: _MAX_PARAM_LEN - 3] + "..."
 
 
 class MlflowTracker(Tracker):
@@ -34,11 +60,14 @@ class MlflowTracker(Tracker):
             self.client.update_run(run_id, status="RUNNING")
             self.run_id = run_id
             return run_id
-        tags = dict(tags)
+        tags = {**_env_json(RUN_TAGS_ENV), **dict(tags)}
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
+        extra = [mlflow.entities.Param(k, _clip(v)) for k, v in _env_json(RUN_PARAMS_ENV).items()]
+        for i in range(0, len(extra), _PARAM_BATCH):
+            self.client.log_batch(self.run_id, params=extra[i : i + _PARAM_BATCH])
         return self.run_id
 
     def log_params(self, params: Mapping[str, object]) -> None:

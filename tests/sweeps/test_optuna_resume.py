@@ -1,0 +1,112 @@
+"""An Optuna sweep killed mid-trial and re-run with the same command ends with exactly n_trials COMPLETE trials.
+
+Once on SQLite and once on PostgreSQL (the storage several machines share). The kill is SIGKILL of the whole
+process group while the second trial runs: no cleanup code runs, the trial stays RUNNING in the study and its
+MLflow runs stay RUNNING, as after a crashed machine. The re-run must reclaim that trial (FAIL, marked interrupted,
+its parameters retried), not replay the first run's sampler draws, and run only the remaining trials.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from reid.tracking.optuna_resume import INTERRUPTED_ATTR, OWNER_PID_ATTR, RETRY_OF_ATTR
+
+if TYPE_CHECKING:
+    from conftest import SweepEnv
+
+N_TRIALS = 3
+STUDY = "resume"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'optuna.db'}"
+    return request.getfixturevalue("postgres_server").create_database("optuna_resume")
+
+
+def test_killed_study_resumes_to_exactly_n_trials(sweep_env: SweepEnv, storage_url: str, tmp_path: Path) -> None:
+    backend = storage_url.split(":")[0].split("+")[0]
+    experiment = f"optuna-resume-{backend}"
+    cmd = sweep_env.command(
+        experiment, tmp_path / "sweep", "hparams_search=lr_warmup", f"optuna_storage={storage_url}",
+        f"hydra.sweeper.study_name={STUDY}", f"hydra.sweeper.n_trials={N_TRIALS}",
+    )
+    storage = optuna.storages.RDBStorage(storage_url)  # schema made here, so the poller never races the sweep's
+
+    def study_trials() -> list[optuna.trial.FrozenTrial]:
+        if STUDY not in {s.study_name for s in storage.get_all_studies()}:
+            return []
+        return optuna.load_study(study_name=STUDY, storage=storage).get_trials(deepcopy=False)
+
+    def second_trial_running() -> bool:
+        trials = study_trials()
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        running = [t for t in trials if t.state == TrialState.RUNNING and OWNER_PID_ATTR in t.user_attrs]
+        return len(done) >= 1 and len(running) >= 1
+
+    log = tmp_path / "first.log"
+    proc = sweep_env.start(cmd, log)
+    try:
+        sweep_env.wait_until(second_trial_running, proc, log, "the first trial completes and the second runs")
+    finally:
+        sweep_env.kill(proc)
+    killed = {t.number: t for t in study_trials()}
+    stale = [t for t in killed.values() if t.state == TrialState.RUNNING]
+    assert len(stale) == 1
+
+    sweep_env.run(cmd)  # the same command again
+
+    trials = study_trials()
+    by_state = {s: [t for t in trials if t.state == s] for s in TrialState}
+    complete = by_state[TrialState.COMPLETE]
+    assert len(complete) == N_TRIALS
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == N_TRIALS  # no replayed duplicates
+    assert [t.number for t in by_state[TrialState.FAIL]] == [stale[0].number]
+    assert INTERRUPTED_ATTR in by_state[TrialState.FAIL][0].user_attrs
+    retry = [t for t in trials if t.user_attrs.get(RETRY_OF_ATTR) == stale[0].number]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == stale[0].params
+    assert len(trials) == N_TRIALS + 1 and not by_state[TrialState.RUNNING] and not by_state[TrialState.WAITING]
+    for t in complete:  # trials of the first run are untouched
+        if t.number in killed:
+            assert killed[t.number].state == TrialState.COMPLETE and killed[t.number].value == t.value
+
+    # MLflow: two parents; the killed sweep's leftovers are KILLED, nothing is left RUNNING.
+    runs = sweep_env.runs(experiment)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    parents = sorted((r for r in runs if r.data.tags.get("reid.sweep") == "parent"), key=lambda r: r.info.start_time)
+    assert [p.info.status for p in parents] == ["KILLED", "FINISHED"]
+    first, second = parents
+
+    def children(parent) -> list:
+        return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+
+    first_children = {int(r.data.tags["optuna.trial_number"]): r.info.status for r in children(first)}
+    assert first_children.get(0) == "FINISHED" and first_children.get(stale[0].number, "KILLED") == "KILLED"
+    second_children = children(second)
+    ran_now = sorted(t.number for t in complete if t.number not in killed)
+    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in second_children) == ran_now
+    for r in second_children:
+        trial = next(t for t in trials if t.number == int(r.data.tags["optuna.trial_number"]))
+        assert r.info.status == "FINISHED" and r.data.tags["optuna.study_name"] == STUDY
+        assert r.data.metrics["mAP"] == pytest.approx(trial.value)
+        for name, value in trial.params.items():
+            assert float(r.data.params[f"override.{name}"]) == pytest.approx(float(value))
+    # The parent summarises the whole study, not only this invocation's trials.
+    assert second.data.metrics["study_trials_complete"] == N_TRIALS
+    assert second.data.metrics["study_best_value"] == pytest.approx(max(t.value for t in complete))
+    assert second.data.metrics["best_mAP"] == pytest.approx(max(r.data.metrics["mAP"] for r in second_children))
+
+    # The study's plots and trials table are artifacts of the parent; importances need two parameters that varied.
+    from mlflow.tracking import MlflowClient
+
+    files = {Path(a.path).name for a in MlflowClient(sweep_env.mlflow_uri).list_artifacts(second.info.run_id, "optuna")}
+    varied = [name for name in complete[0].params if len({t.params[name] for t in complete}) > 1]
+    expected = {"trials.csv", "optimization_history.png"} | ({"param_importances.png"} if len(varied) >= 2 else set())
+    assert files == expected
+    assert ("optuna.param_importances_skipped" in second.data.tags) == (len(varied) < 2)
