@@ -61,8 +61,12 @@ def build_model(cfg: DictConfig, num_classes: int, num_cams: int, num_views: int
     if b.get("pretrain") is not None:  # an embedded backbone we can make ourselves (the tiny synthetic CLIP)
         from reid.pretrain import ensure_pretrained
 
-        ensure_pretrained(b, resolve_device(cfg.device), progress=bool(cfg.progress))
-    clip = load_clip(b.pretrained, to_plain(b.config), attn_implementation=b.attn_implementation)
+        weights = ensure_pretrained(
+            b, resolve_device(cfg.device), progress=bool(cfg.progress), max_steps=int(cfg.limits.pretrain_steps or 0)
+        )
+        clip = load_clip(str(weights), attn_implementation=b.attn_implementation)
+    else:
+        clip = load_clip(b.pretrained, to_plain(b.config), attn_implementation=b.attn_implementation)
     sie = None
     if b.sie.camera or b.sie.view:
         sie = SideInformationEmbedding(
