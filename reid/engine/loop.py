@@ -7,6 +7,7 @@ non-finite policy, mixed precision, SIGTERM, checkpoint cadence) lives here once
 from __future__ import annotations
 
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -63,7 +64,9 @@ class StageLoop:
         with SigtermFlag() as sigterm:
             for epoch in range(start_epoch + 1, self.epochs + 1):
                 if start_batch == 0 or epoch > start_epoch + 1:
-                    self.scheduler.step()  # once per epoch, at its start (CLIP-ReID)
+                    with warnings.catch_warnings():  # stepping before the epoch's optimiser steps is intended here
+                        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+                        self.scheduler.step()  # once per epoch, at its start (CLIP-ReID)
                     begin = 0
                 else:
                     begin = start_batch
