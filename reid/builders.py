@@ -56,8 +56,10 @@ def limit_test_set(ds: ReIDDataset, max_images: int) -> ReIDDataset:
 def build_model(cfg: DictConfig, num_classes: int, num_cams: int, num_views: int) -> tuple[ReIDModel, torch.nn.Module]:
     """The ReID image model plus the full CLIP model it came from (the text side is used by CLIP-ReID)."""
     b = cfg.backbone
+    if b.arch == "rn50":
+        return build_rn50_model(cfg, num_classes)
     if b.arch != "vit":
-        raise ValueError(f"backbone.arch={b.arch!r}: this build supports 'vit'")
+        raise ValueError(f"backbone.arch={b.arch!r}: expected 'vit' or 'rn50'")
     if b.get("pretrain") is not None:  # an embedded backbone we can make ourselves (the tiny synthetic CLIP)
         from reid.pretrain import ensure_pretrained
 
@@ -74,6 +76,22 @@ def build_model(cfg: DictConfig, num_classes: int, num_cams: int, num_views: int
         )
     encoder = ClipViTEncoder(
         clip.vision_model, clip.visual_projection, tuple(cfg.dataset.size), b.stride, b.mid_depth, sie
+    )
+    return ReIDModel(encoder, num_classes, b.classifier_std, b.neck_feat), clip
+
+
+def build_rn50_model(cfg: DictConfig, num_classes: int) -> tuple[ReIDModel, torch.nn.Module]:
+    """CLIP-ReID's RN50 (method.md §2.3): open_clip's ModifiedResNet + HF text tower, from OpenAI's RN50.pt."""
+    from reid.models.rn50 import rn50_backbone
+
+    b = cfg.backbone
+    if b.sie.camera or b.sie.view:
+        raise ValueError(
+            "backbone=rn50 has no side-information embedding (CLIP-ReID's RN50 ignores SIE): "
+            "set backbone.sie.camera=false backbone.sie.view=false"
+        )
+    encoder, clip = rn50_backbone(
+        b.pretrained, to_plain(b.config), tuple(cfg.dataset.size), int(b.last_stride), b.attn_implementation
     )
     return ReIDModel(encoder, num_classes, b.classifier_std, b.neck_feat), clip
 

@@ -242,7 +242,7 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
     ).to(device)
     loader = build_train_loader(
         ds.train, tuple(cfg.dataset.size), s2.batch_size, s2.num_instances, cfg.num_workers, seed=int(cfg.seed),
-        pin_memory=pin, num_views=3 if use_vis_ssl else 1,
+        pin_memory=pin,
     )
     sampler = loader.sampler
     for p in model.parameters():

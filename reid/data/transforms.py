@@ -10,18 +10,20 @@ conversion (padding is 0 in both), so they run on the uint8 batch.
 Per-op choice of library (measured on 2 CPU cores, batch 64 at 256×128; see
 docs/input_pipeline.md):
 
-* decode + resize: PIL, in the workers.  It is the exact call torchvision's
-  ``Resize`` makes on PIL images, so pixels match the reference; and images
-  arrive in different sizes, which cannot be batched before the resize.
+* decode + resize: in the workers, per image (images arrive in different sizes,
+  which cannot be batched before the resize).  PIL decodes; the resize is
+  torch's antialiased uint8 ``interpolate`` (matches PIL's filters to ≤ 2 grey
+  levels, ~2.7× faster) or PIL's own ``resize`` (bit-identical to CLIP-ReID's
+  torchvision-on-PIL ``Resize``), see :mod:`reid.data.image_dataset`.
   (torchvision itself is unusable here: the PyPI wheel does not import next to
   the CPU torch build, and timm imports torchvision.)
-* flip + pad + random crop: one fused torch ``gather`` on the uint8 batch
-  (:class:`RandomFlipPadCrop`), not kornia.  kornia's ``RandomHorizontalFlip``
-  and ``RandomCrop(padding=…)`` accept float input only and make three
-  full-size float passes (~20 ms per batch); the fused uint8 gather is one pass
-  over 4× fewer bytes (~6 ms), is a handful of kernels on the GPU, and draws
-  the same distribution as torchvision (flip with probability p; crop offsets
-  uniform on {0, …, 2·pad} per axis).
+* flip + pad + random crop: fused, on the uint8 batch (:class:`RandomFlipPadCrop`),
+  not kornia.  kornia's ``RandomHorizontalFlip`` and ``RandomCrop(padding=…)``
+  accept float input only and make three full-size float passes (~20 ms per
+  batch); the fused op writes each output pixel once, over 4× fewer bytes:
+  one strided window copy per image on the CPU (~2–3 ms per batch), one
+  batched ``gather`` on a GPU.  Same distribution as torchvision (flip with
+  probability p; crop offsets uniform on {0, …, 2·pad} per axis).
 * to float + normalise: one allocation and two in-place ops,
   ``x · 1/(255·std) − mean/std`` (equal to ``(x/255 − mean)/std`` up to
   float32 rounding), with mean/std as buffers that follow ``.to(device)``.
@@ -32,7 +34,12 @@ docs/input_pipeline.md):
   *rejects* oversize boxes (up to 10 attempts, else no erasing).
   :class:`RandomErasing` reproduces timm's sampling exactly, vectorised over
   the batch (see :meth:`RandomErasing.sample_boxes`), and fills each box with
-  per-pixel N(0, 1) noise in normalised space via one ``masked_scatter_``.
+  per-pixel N(0, 1) noise in normalised space (in place per box on the CPU,
+  one ``masked_scatter_`` on a GPU).
+
+Large allocations are the main CPU cost after decoding (every fresh 25 MB
+float batch is new pages to fault in), so the only full-size float allocation
+is the normalised output; erasing works in place on it.
 
 kornia stays the library of choice for any further photometric/geometric
 augmentation (colour jitter, affine, blur): apply it to the float output of
@@ -100,7 +107,44 @@ class Normalize(nn.Module):
         # One pass converts dtype and, for channels-last input, reorders to contiguous NCHW.
         out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
         out.copy_(x)
-        return out.mul_(scale).add_(self.shift)
+        # 3-element buffers: moving them is free if the module was not moved to the batch's device.
+        return out.mul_(scale.to(x.device)).add_(self.shift.to(x.device))
+
+
+def _flip_pad_crop_slice(x: torch.Tensor, params: dict[str, torch.Tensor], pad: int) -> torch.Tensor:
+    """Per-image window copies into a zeroed output (see :meth:`RandomFlipPadCrop.apply`)."""
+    b, c, h, w = x.shape
+    out = torch.zeros((b, c, h, w), dtype=x.dtype, device=x.device)
+    flips = params["flip"].tolist()
+    dys = (params["top"] - pad).tolist()  # output row y shows source row y + dy
+    dxs = (params["left"] - pad).tolist()  # output col x shows flipped-image col x + dx
+    for i in range(b):
+        dy, dx = dys[i], dxs[i]
+        y0, y1 = max(0, -dy), h - max(0, dy)  # output rows with a source row
+        x0, x1 = max(0, -dx), w - max(0, dx)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        if flips[i]:  # flipped col j is source col w-1-j: the window is source cols [w-x1-dx, w-x0-dx) reversed
+            window = x[i, :, y0 + dy : y1 + dy, w - x1 - dx : w - x0 - dx].flip(-1)
+        else:
+            window = x[i, :, y0 + dy : y1 + dy, x0 + dx : x1 + dx]
+        out[i, :, y0:y1, x0:x1] = window
+    return out
+
+
+def _flip_pad_crop_gather(x: torch.Tensor, params: dict[str, torch.Tensor], pad: int) -> torch.Tensor:
+    """One batched gather with out-of-image pixels zeroed (see :meth:`RandomFlipPadCrop.apply`)."""
+    b, c, h, w = x.shape
+    dev = x.device
+    flip = params["flip"].to(dev)
+    rows = torch.arange(h, device=dev)[None] + (params["top"].to(dev) - pad)[:, None]  # (B, H) source rows
+    cols = torch.arange(w, device=dev)[None] + (params["left"].to(dev) - pad)[:, None]  # (B, W) flipped-image cols
+    cols = torch.where(flip[:, None], w - 1 - cols, cols)  # flipped col j is original col W-1-j
+    valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]  # (B, H, W)
+    index = (rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]).view(b, 1, h * w)
+    flat = x.contiguous().view(b, c, h * w)
+    out = torch.gather(flat, 2, index.expand(b, c, h * w)).view(b, c, h, w)
+    return out.masked_fill_(~valid[:, None], 0)
 
 
 class RandomFlipPadCrop(nn.Module):
@@ -109,13 +153,16 @@ class RandomFlipPadCrop(nn.Module):
     Equivalent to torchvision's ``RandomHorizontalFlip(flip_p)`` followed by
     ``Pad(pad, fill=0)`` + ``RandomCrop((H, W))``: each image is flipped with
     probability ``flip_p`` and its crop origin in the padded canvas is uniform on
-    {0, …, 2·pad}².  Implemented as one ``gather`` of source pixels with
-    out-of-image positions set to 0, so it works on uint8 or float, on any device.
+    {0, …, 2·pad}².  Copies each image's visible window once (or one batched
+    gather on a GPU), so it works on uint8 or float, on any device.
     The last call's draws are kept in ``last_params`` (CPU ``flip``, ``top``, ``left``).
     """
 
-    def __init__(self, flip_p: float, pad: int) -> None:
+    def __init__(self, flip_p: float, pad: int, method: str = "auto") -> None:
         super().__init__()
+        if method not in ("auto", "slice", "gather"):
+            raise ValueError(f"method must be 'auto', 'slice' or 'gather', got {method!r}")
+        self.method = method
         if not 0.0 <= flip_p <= 1.0:
             raise ValueError(f"flip_p must be in [0, 1], got {flip_p}")
         if pad < 0:
@@ -132,39 +179,30 @@ class RandomFlipPadCrop(nn.Module):
         return {"flip": flip, "top": top, "left": left}
 
     @staticmethod
-    def apply(x: torch.Tensor, params: dict[str, torch.Tensor], pad: int) -> torch.Tensor:
-        """Apply given draws to a (B, C, H, W) batch; the output keeps the input's memory format.
+    def apply(x: torch.Tensor, params: dict[str, torch.Tensor], pad: int, method: str = "auto") -> torch.Tensor:
+        """Apply given draws to a (B, C, H, W) batch of any memory format; returns contiguous NCHW.
 
-        Channels-last input (what :func:`reid.data.loader.collate` produces from
-        decoded HWC images) is gathered in place of a transpose, so the
-        HWC→CHW reordering is left to the float conversion in :class:`Normalize`.
+        ``method``: "slice" copies each image's visible window with one strided
+        copy per image (fastest on the CPU: no index tensors, only the output is
+        written); "gather" builds a (B, H·W) index and does one ``gather`` for the
+        batch (one kernel on a GPU, where a per-image loop would mean B launches);
+        "auto" picks "slice" on the CPU and "gather" elsewhere.  Both give
+        identical results.
         """
-        b, c, h, w = x.shape
-        dev = x.device
-        flip = params["flip"].to(dev)
-        rows = torch.arange(h, device=dev)[None] + (params["top"].to(dev) - pad)[:, None]  # (B, H) source rows
-        cols = torch.arange(w, device=dev)[None] + (params["left"].to(dev) - pad)[:, None]  # (B, W) flipped-image cols
-        cols = torch.where(flip[:, None], w - 1 - cols, cols)  # flipped col j is original col W-1-j
-        valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]  # (B, H, W)
-        index = (rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]).view(b, h * w)
-        if c > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-            flat = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: pixels × channels
-            out = torch.gather(flat, 1, index[:, :, None].expand(b, h * w, c)).view(b, h, w, c)
-            if pad > 0:
-                out.masked_fill_(~valid[..., None], 0)
-            return out.permute(0, 3, 1, 2)
-        flat = x.contiguous().view(b, c, h * w)
-        out = torch.gather(flat, 2, index[:, None].expand(b, c, h * w)).view(b, c, h, w)
-        if pad > 0:
-            out.masked_fill_(~valid[:, None], 0)
-        return out
+        if method == "auto":
+            method = "slice" if x.device.type == "cpu" else "gather"
+        if method == "slice":
+            return _flip_pad_crop_slice(x, params, pad)
+        if method == "gather":
+            return _flip_pad_crop_gather(x, params, pad)
+        raise ValueError(f"method must be 'auto', 'slice' or 'gather', got {method!r}")
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         params = self.sample(x.shape[0], generator)
         self.last_params = params
         if self.flip_p == 0.0 and self.pad == 0:
             return x
-        return self.apply(x, params, self.pad)
+        return self.apply(x, params, self.pad, self.method)
 
 
 class RandomErasing(nn.Module):
@@ -188,8 +226,12 @@ class RandomErasing(nn.Module):
         ratio: tuple[float, float] = (0.3, 1 / 0.3),
         fill: str = "pixel",
         max_attempts: int = 10,
+        method: str = "auto",
     ) -> None:
         super().__init__()
+        if method not in ("auto", "slice", "masked"):
+            raise ValueError(f"method must be 'auto', 'slice' or 'masked', got {method!r}")
+        self.method = method
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"erasing probability must be in [0, 1], got {p}")
         if not 0.0 < area[0] <= area[1] <= 1.0:
@@ -250,7 +292,14 @@ class RandomErasing(nn.Module):
     def forward(
         self, x: torch.Tensor, generator: torch.Generator | None = None, inplace: bool = False
     ) -> torch.Tensor:
-        """Erase boxes in a normalised float (B, C, H, W) batch (a copy unless ``inplace``)."""
+        """Erase boxes in a normalised float (B, C, H, W) batch.
+
+        Writes into a copy unless ``inplace``; returns ``x`` itself when no image
+        got a box.  ``method`` "slice" fills each box in place through a view
+        (only the box is touched: fastest on the CPU); "masked" fills all boxes
+        with one masked operation (no per-image kernel launches: for GPUs);
+        "auto" picks by device.  Same boxes either way.
+        """
         b, c, hgt, wid = x.shape
         params = self.sample_boxes(b, hgt, wid, generator)
         self.last_params = params
@@ -258,6 +307,23 @@ class RandomErasing(nn.Module):
         if n_pixels == 0:
             return x
         out = x if inplace else x.clone()
+        method = self.method
+        if method == "auto":
+            method = "slice" if x.device.type == "cpu" else "masked"
+        if method == "slice":
+            boxes = zip(*(params[k].tolist() for k in ("top", "left", "height", "width")))
+            for i, (top, left, bh, bw) in enumerate(boxes):
+                if bh == 0 or bw == 0:
+                    continue
+                region = out[i, :, top : top + bh, left : left + bw]
+                if self.fill == "pixel":
+                    # randn + copy: normal_() on a strided view takes CPU torch's slow scalar path (~7x slower)
+                    region.copy_(torch.randn(c, bh, bw, dtype=x.dtype))
+                elif self.fill == "rand":
+                    region.copy_(torch.randn(c, 1, 1, dtype=x.dtype).expand_as(region))
+                else:
+                    region.zero_()
+            return out
         mask = self.box_mask(params, hgt, wid, x.device).expand(b, c, hgt, wid)
         if self.fill == "pixel":
             # Exactly as many N(0,1) draws as erased values (the count is known on the host, so no device sync).

@@ -60,11 +60,10 @@ def vision_term(
     encoder: nn.Module, augment: nn.Module, head: SSLHead, weight: float, device: torch.device
 ) -> Callable[[dict[str, Any], Any], dict[str, tuple[float, torch.Tensor]]]:
     def term(batch: dict[str, Any], _out: Any) -> dict[str, tuple[float, torch.Tensor]]:
+        # The decoded image is the same for all views; they differ only by independent augmentation draws.
         raw = batch["image"].to(device, non_blocking=True)
-        if raw.dim() != 5 or raw.shape[1] < 3:
-            raise ValueError("the vision SSL term needs 3 views per sample (loader num_views=3)")
-        v1 = encoder(augment(raw[:, 1]), None, None)[1]  # final class token after ln_post, no SIE
-        v2 = encoder(augment(raw[:, 2]), None, None)[1]
+        v1 = encoder(augment(raw), None, None)[1]  # final class token after ln_post, no SIE
+        v2 = encoder(augment(raw), None, None)[1]
         return {"ssl_vis": (weight, head(v1, v2))}
 
     return term

@@ -261,3 +261,42 @@ def test_loaders_yield_pk_batches_and_sequential_test_batches(tmp_path: Path) ->
     assert order == list(range(len(records)))
     assert collate([{"image": torch.zeros(3, 2, 2, dtype=torch.uint8), "pid": 4, "camid": 1, "viewid": 0,
                      "index": 9}])["pid"].tolist() == [4]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_slice_and_gather_paths_agree(channels_last: bool) -> None:
+    torch.manual_seed(5)
+    x = torch.randint(0, 256, (40, 3, 18, 10), dtype=torch.uint8)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    op = RandomFlipPadCrop(flip_p=0.5, pad=4)
+    params = op.sample(40)
+    a = RandomFlipPadCrop.apply(x, params, 4, method="slice")
+    b = RandomFlipPadCrop.apply(x, params, 4, method="gather")
+    assert a.is_contiguous() and b.is_contiguous() and torch.equal(a, b)
+    # padding larger than the image: windows can be empty, everything else zero
+    big = op.sample(40)
+    big["top"], big["left"] = torch.full((40,), 0), torch.full((40,), 40)
+    assert torch.equal(RandomFlipPadCrop.apply(x, big, 20, "slice"), RandomFlipPadCrop.apply(x, big, 20, "gather"))
+
+
+@pytest.mark.parametrize("fill", ["pixel", "rand", "const"])
+def test_erasing_slice_and_masked_paths_touch_the_same_boxes(fill: str) -> None:
+    x = torch.randn(16, 3, 24, 12)
+    outs = []
+    for method in ("slice", "masked"):
+        erase = RandomErasing(p=1.0, fill=fill, method=method)
+        out = erase(x, generator=torch.Generator().manual_seed(2))
+        assert erase.last_params is not None
+        mask = RandomErasing.box_mask(erase.last_params, 24, 12, torch.device("cpu")).expand_as(x)
+        assert torch.equal(out[~mask], x[~mask])
+        if fill == "const":
+            assert bool((out[mask] == 0).all())
+        else:
+            assert bool((out[mask] != x[mask]).all())
+        if fill == "rand":  # one colour per image and channel
+            for i in range(16):
+                box = out[i][mask[i]].view(3, -1)
+                assert bool((box == box[:, :1]).all())
+        outs.append(mask)
+    assert torch.equal(outs[0], outs[1])
