@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from reid.builders import build_dataset, build_model, build_text_side, limit_test_set, resolve_device, seed_everything, to_plain
-from reid.data import format_summary, summary_metrics
+from reid.data import summary_metrics
 from reid.data.formats.folder import write_label_maps
 from reid.data.loader import build_test_loader, build_train_loader
 from reid.data.transforms import TestTransform, TrainAugment
@@ -174,8 +174,7 @@ def _optimizer_and_scheduler(stage_cfg: DictConfig, named, epochs: int):
 
 def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_state) -> float:
     started = time.perf_counter()
-    ds = build_dataset(cfg)
-    print(format_summary(ds), flush=True)
+    ds = build_dataset(cfg)  # the registry logs the summary table
     if "label_maps" in ds.meta:  # a user's own data: keep the string <-> integer label maps with the run
         tracker.log_artifact(write_label_maps(ds, run_dir / "label_maps.json"))
     tracker.log_metrics({k: float(v) for k, v in summary_metrics(ds).items()})
