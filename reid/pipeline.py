@@ -27,6 +27,7 @@ from reid.engine.objectives import ImageLossConfig, ImageObjective
 from reid.engine.optim import build_optimizer
 from reid.engine.precision import Precision
 from reid.engine.schedules import build_scheduler
+from reid.engine.speed import apply_speed_settings, fused_optimizer_flag
 from reid.engine.stage1 import cache_image_features, prompt_step, stage1_batches, text_classifier
 from reid.engine.ssl_terms import SSLHead, language_term, vision_term
 from reid.engine.stage2 import image_step
@@ -82,12 +83,14 @@ class Evaluator:
         self.transform = TestTransform(cfg.backbone.pixel_mean, cfg.backbone.pixel_std).to(device)
         self.side_info = bool(cfg.backbone.sie.camera or cfg.backbone.sie.view)
         self.progress = bool(cfg.progress)
+        self.precision = Precision(cfg.speed.extract_precision, device)
 
     def __call__(self) -> EvalResult:
         e = self.cfg
         kw = dict(transform=self.transform, device=self.device, flip=e.flip, use_side_info=self.side_info, progress=self.progress)
-        qf, q_pids, q_cams = extract_features(self.model, self.q_loader, desc="query", **kw)
-        gf, g_pids, g_cams = extract_features(self.model, self.g_loader, desc="gallery", **kw)
+        with self.precision.autocast():
+            qf, q_pids, q_cams = extract_features(self.model, self.q_loader, desc="query", **kw)
+            gf, g_pids, g_cams = extract_features(self.model, self.g_loader, desc="gallery", **kw)
         return score(
             qf, gf, q_pids, g_pids, q_cams, g_cams, normalize=e.normalize, rerank=e.rerank, k1=e.k1, k2=e.k2,
             lambda_value=e.lambda_value, backend=e.backend, max_rank=e.max_rank,
@@ -165,9 +168,11 @@ def _ssl_head(ssl: DictConfig, branch: DictConfig, in_dim: int, svll_init: bool)
     return SSLHead(ssl.family, proj, float(ssl.temperature), predictor)
 
 
-def _optimizer_and_scheduler(stage_cfg: DictConfig, named, epochs: int):
+def _optimizer_and_scheduler(stage_cfg: DictConfig, named, epochs: int, fused: bool | None = None):
     o = stage_cfg.optimizer
-    optimizer = build_optimizer(named, o.name, o.lr, o.weight_decay, o.bias_lr_factor, o.weight_decay_bias, tuple(o.betas))
+    optimizer = build_optimizer(
+        named, o.name, o.lr, o.weight_decay, o.bias_lr_factor, o.weight_decay_bias, tuple(o.betas), fused=fused
+    )
     params = {k: v for k, v in to_plain(stage_cfg.scheduler).items() if k != "name"}
     return optimizer, build_scheduler(optimizer, stage_cfg.scheduler.name, epochs, **params)
 
@@ -195,6 +200,8 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
     if use_vis_ssl:
         system["ssl_image"] = _ssl_head(ssl, ssl.vision, model.encoder.width, svll_init=bool(ssl.vision.svll_init))
     system.to(device)
+    sp = cfg.speed
+    apply_speed_settings(model, bool(sp.compile), str(sp.compile_mode), bool(sp.channels_last))
     pin = device.type == "cuda" if cfg.pin_memory == "auto" else bool(cfg.pin_memory)
     evaluator = Evaluator(cfg, model, test.query, test.gallery, device, pin)
     checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep_last)
@@ -259,7 +266,7 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
         extra_terms = vision_term(model.encoder, ssl_augment, system["ssl_image"], float(ssl.weight), device)
         trainable += [(f"ssl_image.{n}", p) for n, p in system["ssl_image"].named_parameters()]
     epochs = _stage_epochs(cfg, s2.epochs)
-    optimizer, scheduler = _optimizer_and_scheduler(s2, trainable, epochs)
+    optimizer, scheduler = _optimizer_and_scheduler(s2, trainable, epochs, fused_optimizer_flag(cfg.speed.fused_optimizer, device))
     precision = Precision(cfg.precision, device)
     nonfinite = NonFinitePolicy(cfg.nonfinite.action, int(cfg.nonfinite.max_skips))
     side_info = bool(cfg.backbone.sie.camera or cfg.backbone.sie.view)
@@ -312,7 +319,8 @@ def _run_stage1(cfg, device, system, records, pin, common, resume_state, run_id)
     transform = TestTransform(cfg.backbone.pixel_mean, cfg.backbone.pixel_std).to(device)
     loader = build_test_loader(records, tuple(cfg.dataset.size), int(s1.feature_batch_size), cfg.num_workers, pin_memory=pin)
     model.eval()
-    feats, labels = cache_image_features(model.encode_projected, loader, transform, device, progress=bool(cfg.progress))
+    with Precision(cfg.speed.extract_precision, device).autocast():
+        feats, labels = cache_image_features(model.encode_projected, loader, transform, device, progress=bool(cfg.progress))
     epochs = _stage_epochs(cfg, s1.epochs)
     trainable = list(system["prompt"].named_parameters())
     extra_terms = None
@@ -325,7 +333,7 @@ def _run_stage1(cfg, device, system, records, pin, common, resume_state, run_id)
             for p in system["ssl_text"].parameters():
                 p.requires_grad_(True)
             trainable += [(f"ssl_text.{n}", p) for n, p in system["ssl_text"].named_parameters()]
-    optimizer, scheduler = _optimizer_and_scheduler(s1, trainable, epochs)
+    optimizer, scheduler = _optimizer_and_scheduler(s1, trainable, epochs, fused_optimizer_flag(cfg.speed.fused_optimizer, device))
     precision = Precision(cfg.precision, device)
     nonfinite = NonFinitePolicy(cfg.nonfinite.action, int(cfg.nonfinite.max_skips))
     start_epoch, start_batch = 0, 0

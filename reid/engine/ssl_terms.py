@@ -37,7 +37,8 @@ class SSLHead(nn.Module):
     def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
         z1, z2 = self.projector(v1.float()), self.projector(v2.float())
         if self.family == "simclr":
-            return nt_xent(z1, z2, self.temperature)
+            with torch.autocast(device_type=z1.device.type, enabled=False):  # loss arithmetic in fp32 (objectives.py)
+                return nt_xent(z1, z2, self.temperature)
         return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)
 
 

@@ -65,8 +65,9 @@ def prompt_step(
     def step(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         image_feats, labels = batch
         text_feats = text_encoder(prompt_learner(labels), prompt_learner.eot_index)
-        i2t = supervised_contrastive(image_feats, text_feats, labels, labels)
-        t2i = supervised_contrastive(text_feats, image_feats, labels, labels)
+        with torch.autocast(device_type=labels.device.type, enabled=False):  # loss arithmetic in fp32 (objectives.py)
+            i2t = supervised_contrastive(image_feats, text_feats, labels, labels)
+            t2i = supervised_contrastive(text_feats, image_feats, labels, labels)
         terms = {"i2t": i2t, "t2i": t2i, "loss": i2t + t2i}
         if extra_terms is not None:
             for name, (weight, value) in extra_terms(labels).items():
