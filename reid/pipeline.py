@@ -10,15 +10,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel
 
-from reid.builders import build_dataset, build_model, build_text_side, limit_test_set, resolve_device, seed_everything, to_plain
+from reid.builders import build_dataset, build_model, build_text_side, limit_test_set, seed_everything, to_plain
 from reid.data import summary_metrics
 from reid.data.formats.folder import write_label_maps
 from reid.data.loader import build_test_loader, build_train_loader
 from reid.data.transforms import TestTransform, TrainAugment
-from reid.engine.checkpoint import Checkpointer, latest_checkpoint, set_rng_state
+from reid.engine.checkpoint import Checkpointer, latest_checkpoint, rng_state, set_rng_state
+from reid.engine.distributed import DistContext, broadcast_module_state, cleanup, gather_features, init_distributed, shard
 from reid.engine.evaluator import EvalResult, score
 from reid.engine.faults import NonFinitePolicy
 from reid.engine.features import extract_features
@@ -29,11 +32,11 @@ from reid.engine.precision import Precision
 from reid.engine.schedules import build_scheduler
 from reid.engine.speed import apply_speed_settings, fused_optimizer_flag
 from reid.engine.stage1 import cache_image_features, prompt_step, stage1_batches, text_classifier
-from reid.engine.ssl_terms import SSLHead, language_term, vision_term
-from reid.engine.stage2 import image_step
+from reid.engine.ssl_terms import SSLHead, language_term
+from reid.engine.stage2 import Stage2Net, stage2_step
 from reid.models.ssl_heads import ProjectionMLP, SimSiamPredictor
 from reid.tracking import PARENT_RUN_ENV, build_tracker, flatten_config
-from reid.tracking.base import Tracker
+from reid.tracking.base import NullTracker, Tracker
 
 FINAL_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
 
@@ -71,30 +74,65 @@ def find_resume_checkpoint(resume: Any, run_dir: Path) -> Path | None:
 
 
 class Evaluator:
-    """Extracts query/gallery descriptors and scores them with the configured protocol."""
+    """Extracts query/gallery descriptors and scores them with the configured protocol.
 
-    def __init__(self, cfg: DictConfig, model: torch.nn.Module, query, gallery, device: torch.device, pin: bool):
+    Under DDP (``dist`` with world size R > 1) rank r extracts ``query[r::R]`` and
+    ``gallery[r::R]`` after taking rank 0's weights and buffers (BatchNorm running
+    statistics differ per rank after training steps), the shards are all-gathered
+    back into the full, ordered arrays, rank 0 scores them and every rank returns
+    rank 0's metrics (and CMC; ``distmat`` is rank 0's only, empty elsewhere).
+    """
+
+    def __init__(
+        self, cfg: DictConfig, model: torch.nn.Module, query, gallery, device: torch.device, pin: bool,
+        dist: DistContext | None = None,
+    ):
         e = cfg.eval
         size = tuple(cfg.dataset.size)
         self.cfg, self.model, self.device = e, model, device
+        self.dist = dist if dist is not None else DistContext(device=device)
         self.query, self.gallery = query, gallery
-        self.q_loader = build_test_loader(query, size, e.batch_size, cfg.num_workers, pin_memory=pin)
-        self.g_loader = build_test_loader(gallery, size, e.batch_size, cfg.num_workers, pin_memory=pin)
+        q_local, self.q_index = shard(query, self.dist)
+        g_local, self.g_index = shard(gallery, self.dist)
+        # A rank whose shard is empty (fewer images than ranks) extracts nothing but still joins the gather.
+        self.q_loader = build_test_loader(q_local, size, e.batch_size, cfg.num_workers, pin_memory=pin) if q_local else None
+        self.g_loader = build_test_loader(g_local, size, e.batch_size, cfg.num_workers, pin_memory=pin) if g_local else None
         self.transform = TestTransform(cfg.backbone.pixel_mean, cfg.backbone.pixel_std).to(device)
         self.side_info = bool(cfg.backbone.sie.camera or cfg.backbone.sie.view)
-        self.progress = bool(cfg.progress)
+        self.progress = bool(cfg.progress) and self.dist.is_main
         self.precision = Precision(cfg.speed.extract_precision, device)
+
+    def _extract(self, loader, index: np.ndarray, desc: str) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        e = self.cfg
+        if loader is None:
+            empty = np.zeros(0, dtype=np.int64)
+            feats, pids, cams = torch.zeros(0, int(self.model.descriptor_dim)), empty, empty
+        else:
+            with self.precision.autocast():
+                feats, pids, cams = extract_features(
+                    self.model, loader, transform=self.transform, device=self.device, flip=e.flip,
+                    use_side_info=self.side_info, desc=desc, progress=self.progress,
+                )
+        if not self.dist.distributed:
+            return feats, pids, cams
+        return gather_features(feats, pids, cams, index)
 
     def __call__(self) -> EvalResult:
         e = self.cfg
-        kw = dict(transform=self.transform, device=self.device, flip=e.flip, use_side_info=self.side_info, progress=self.progress)
-        with self.precision.autocast():
-            qf, q_pids, q_cams = extract_features(self.model, self.q_loader, desc="query", **kw)
-            gf, g_pids, g_cams = extract_features(self.model, self.g_loader, desc="gallery", **kw)
-        return score(
-            qf, gf, q_pids, g_pids, q_cams, g_cams, normalize=e.normalize, rerank=e.rerank, k1=e.k1, k2=e.k2,
-            lambda_value=e.lambda_value, backend=e.backend, max_rank=e.max_rank,
-        )
+        if self.dist.distributed:
+            broadcast_module_state(self.model)
+        qf, q_pids, q_cams = self._extract(self.q_loader, self.q_index, "query")
+        gf, g_pids, g_cams = self._extract(self.g_loader, self.g_index, "gallery")
+        result = None
+        if self.dist.is_main:
+            result = score(
+                qf, gf, q_pids, g_pids, q_cams, g_cams, normalize=e.normalize, rerank=e.rerank, k1=e.k1, k2=e.k2,
+                lambda_value=e.lambda_value, backend=e.backend, max_rank=e.max_rank,
+            )
+        if not self.dist.distributed:
+            return result
+        metrics, cmc = self.dist.broadcast_object((result.metrics, result.cmc) if result is not None else None)
+        return result if result is not None else EvalResult(metrics=metrics, cmc=cmc, distmat=np.zeros((0, 0), np.float32))
 
 
 def format_metrics(metrics: dict[str, float], title: str) -> str:
@@ -109,16 +147,47 @@ def _stage_epochs(cfg: DictConfig, configured: int) -> int:
     return int(cfg.limits.epochs) if cfg.limits.epochs else int(configured)
 
 
-def train(cfg: DictConfig) -> float:
-    """Run one job; returns the final mAP (what a sweeper maximises)."""
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
-    seed_everything(int(cfg.seed), bool(cfg.deterministic))
-    resume_from = find_resume_checkpoint(cfg.resume, run_dir)
-    resume_state = Checkpointer.load(resume_from) if resume_from else None
+def _resume_checkpoint(resume: Any, run_dir: Path, dist: DistContext) -> Path | None:
+    """Rank 0 resolves ``resume`` and every rank gets its answer (the same file, or the same error)."""
+    found, error = None, None
+    if dist.is_main:
+        try:
+            found = find_resume_checkpoint(resume, run_dir)
+        except (FileNotFoundError, OSError) as err:
+            error = err
+    found, error = dist.broadcast_object((found, error))
+    if error is not None:
+        raise error
+    return found
 
-    tracker = build_tracker(cfg.logger.kind, **{k: v for k, v in to_plain(cfg.logger).items() if k in ("tracking_uri", "experiment_name")})
+
+def train(cfg: DictConfig) -> float:
+    """Run one job; returns the final mAP (what a sweeper maximises).
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank runs this and returns the same mAP;
+    see docs/distributed.md for what each rank does.
+    """
+    dist = init_distributed(str(cfg.device))
+    final = _job(cfg, dist)
+    # Only after success: on an error the process exits with the group (destroying it while other ranks still
+    # wait in a collective can hang, and torchrun stops the other ranks when one fails).
+    cleanup(dist)
+    return final
+
+
+def _job(cfg: DictConfig, dist: DistContext) -> float:
+    # Every rank composes its own Hydra run folder (${now:} may differ by a second); all use rank 0's.
+    run_dir = Path(dist.broadcast_object(str(cfg.paths.output_dir)))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = dist.device
+    seed_everything(int(cfg.seed), bool(cfg.deterministic))
+    resume_from = _resume_checkpoint(cfg.resume, run_dir, dist)
+    resume_state = Checkpointer.load(resume_from) if resume_from else None  # every rank reads the same file
+
+    if dist.is_main:  # one MLflow run per job: rank 0 logs, the other ranks track nothing
+        tracker = build_tracker(cfg.logger.kind, **{k: v for k, v in to_plain(cfg.logger).items() if k in ("tracking_uri", "experiment_name")})
+    else:
+        tracker = NullTracker()
     tags = {
         "git_commit": git_commit(cfg.paths.root_dir),
         "dataset": cfg.dataset.name,
@@ -127,6 +196,8 @@ def train(cfg: DictConfig) -> float:
         "ssl": cfg.ssl.name,
         "run_dir": str(run_dir),
     }
+    if dist.distributed:
+        tags["world_size"] = str(dist.world_size)
     parent = os.environ.get(PARENT_RUN_ENV)
     run_id = tracker.start(
         cfg.logger.get("run_name") or f"{cfg.method.name}-{cfg.dataset.name}-{cfg.backbone.name}",
@@ -138,7 +209,7 @@ def train(cfg: DictConfig) -> float:
     try:
         tracker.log_params(flatten_config(to_plain(cfg)))
         tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
-        final = _train(cfg, device, run_dir, tracker, run_id, resume_from, resume_state)
+        final = _train(cfg, device, run_dir, tracker, run_id, resume_from, resume_state, dist)
         status = "FINISHED"
         return final
     except KeyboardInterrupt:
@@ -177,15 +248,23 @@ def _optimizer_and_scheduler(stage_cfg: DictConfig, named, epochs: int, fused: b
     return optimizer, build_scheduler(optimizer, stage_cfg.scheduler.name, epochs, **params)
 
 
-def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_state) -> float:
+def _say(dist: DistContext, text: str) -> None:
+    """Print on rank 0 only (every rank runs the same job)."""
+    if dist.is_main:
+        print(text, flush=True)
+
+
+def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_state, dist: DistContext) -> float:
     started = time.perf_counter()
-    ds = build_dataset(cfg)  # the registry logs the summary table
-    if "label_maps" in ds.meta:  # a user's own data: keep the string <-> integer label maps with the run
+    with dist.main_first():  # rank 0 renders the synthetic world (once) before the other ranks read it
+        ds = build_dataset(cfg)  # the registry logs the summary table
+    if "label_maps" in ds.meta and dist.is_main:  # a user's own data: keep the string <-> integer label maps with the run
         tracker.log_artifact(write_label_maps(ds, run_dir / "label_maps.json"))
     tracker.log_metrics({k: float(v) for k, v in summary_metrics(ds).items()})
     test = limit_test_set(ds, int(cfg.limits.eval_images))
     num_classes = ds.num_train_pids
-    model, clip = build_model(cfg, num_classes, ds.num_cams, ds.num_views)
+    with dist.main_first():  # a self-pretrained backbone (clip_tiny_synthetic) is made once, by rank 0
+        model, clip = build_model(cfg, num_classes, ds.num_cams, ds.num_views)
     system = torch.nn.ModuleDict({"image": model})
     uses_text = cfg.method.name == "clipreid"
     if uses_text:
@@ -203,29 +282,33 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
     sp = cfg.speed
     apply_speed_settings(model, bool(sp.compile), str(sp.compile_mode), bool(sp.channels_last))
     pin = device.type == "cuda" if cfg.pin_memory == "auto" else bool(cfg.pin_memory)
-    evaluator = Evaluator(cfg, model, test.query, test.gallery, device, pin)
-    checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep_last)
+    evaluator = Evaluator(cfg, model, test.query, test.gallery, device, pin, dist)
+    # Rank 0 alone writes checkpoints; on resume every rank reads the same file.
+    checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep_last, enabled=dist.is_main)
     common = dict(
         tracker=tracker, checkpointer=checkpointer, checkpoint_period=int(cfg.checkpoint.period),
-        grad_clip=float(cfg.grad_clip), max_steps_per_epoch=int(cfg.limits.steps_per_epoch), progress=bool(cfg.progress),
+        grad_clip=float(cfg.grad_clip), max_steps_per_epoch=int(cfg.limits.steps_per_epoch),
+        progress=bool(cfg.progress) and dist.is_main, verbose=dist.is_main,
     )
     stages = list(cfg.method.get("stages") or (["stage1", "stage2"] if uses_text else ["stage2"]))
     resumed_stage = resume_state["stage"] if resume_state is not None else None
     if resume_state is not None:
-        print(f"[resume] from {resume_from} (stage {resumed_stage}, epoch {resume_state['epoch']})", flush=True)
+        _say(dist, f"[resume] from {resume_from} (stage {resumed_stage}, epoch {resume_state['epoch']})")
         system.load_state_dict(resume_state["system"])
     elif cfg.get("init_from"):
         init = Checkpointer.load(Path(cfg.init_from))
         system.load_state_dict(init["system"])
-        print(f"[init] weights from {cfg.init_from} (stage {init['stage']}, epoch {init['epoch']})", flush=True)
+        _say(dist, f"[init] weights from {cfg.init_from} (stage {init['stage']}, epoch {init['epoch']})")
+    if dist.distributed:  # ranks built their models from the same seed; make the start identical regardless
+        broadcast_module_state(system)
     if resume_state is None and cfg.eval.at_start:
         untrained = evaluator()
         tracker.log_metrics({f"untrained/{k}": v for k, v in untrained.metrics.items()})
-        print(format_metrics(untrained.metrics, "untrained model"), flush=True)
+        _say(dist, format_metrics(untrained.metrics, "untrained model"))
 
     text_weights = None
     if "stage1" in stages and resumed_stage != "stage2":
-        _run_stage1(cfg, device, system, ds.train, pin, common, resume_state if resumed_stage == "stage1" else None, run_id)
+        _run_stage1(cfg, device, system, ds.train, pin, common, resume_state if resumed_stage == "stage1" else None, run_id, dist)
     if uses_text:
         for p in list(system["prompt"].parameters()) + list(system["text"].parameters()):
             p.requires_grad_(False)
@@ -246,9 +329,10 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
         cfg.backbone.pixel_mean, cfg.backbone.pixel_std, flip_p=a.flip_p, pad=a.pad, erase_p=a.erase_p,
         erase_area=tuple(a.erase_area), erase_ratio=tuple(a.erase_ratio),
     ).to(device)
+    # Under DDP each rank loads its own P/R identities of every global P×K batch (batch_size stays global).
     loader = build_train_loader(
         ds.train, tuple(cfg.dataset.size), s2.batch_size, s2.num_instances, cfg.num_workers, seed=int(cfg.seed),
-        pin_memory=pin,
+        pin_memory=pin, distributed=(dist.world_size, dist.rank) if dist.distributed else None,
     )
     sampler = loader.sampler
     for p in model.parameters():
@@ -256,15 +340,25 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
     for head in (model.head, model.head_proj):
         head.bn.bias.requires_grad_(False)
     trainable = list(model.named_parameters())
-    extra_terms = None
+    ssl_augment = None
     if use_vis_ssl:
         v = ssl.vision
         ssl_augment = TrainAugment(
             cfg.backbone.pixel_mean, cfg.backbone.pixel_std, flip_p=a.flip_p, pad=a.pad, erase_p=v.erase_p,
             erase_area=tuple(v.erase_area), erase_ratio=tuple(v.erase_ratio),
         ).to(device)
-        extra_terms = vision_term(model.encoder, ssl_augment, system["ssl_image"], float(ssl.weight), device)
         trainable += [(f"ssl_image.{n}", p) for n, p in system["ssl_image"].named_parameters()]
+    # One module, one forward per step (main view + SVLL's two SSL views): what DistributedDataParallel wraps.
+    net: torch.nn.Module = Stage2Net(model, system["ssl_image"] if use_vis_ssl else None)
+    if dist.distributed:
+        # Every trainable parameter gets a gradient every step: the SIE table exists only when backbone.sie is on,
+        # and then every batch feeds camera/view ids; the classifiers feed the ID loss (even at weight 0); the frozen
+        # BNNeck biases and the text side are not trainable here, which DDP skips. So find_unused_parameters=False
+        # (no per-step graph search); tests/distributed/test_ddp_units.py checks it for each stage-2 variant.
+        # Buffers: DDP's default syncs rank 0's (BatchNorm running statistics) at every forward.
+        net = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False
+        )
     epochs = _stage_epochs(cfg, s2.epochs)
     optimizer, scheduler = _optimizer_and_scheduler(s2, trainable, epochs, fused_optimizer_flag(cfg.speed.fused_optimizer, device))
     precision = Precision(cfg.precision, device)
@@ -275,6 +369,19 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
         start_epoch, start_batch = _resume_into(
             dict(optimizer=optimizer, scheduler=scheduler, precision=precision, nonfinite=nonfinite), resume_state
         )
+        per_rank = resume_state.get("rng_per_rank")
+        if dist.distributed and per_rank is not None and len(per_rank) == dist.world_size:
+            set_rng_state(per_rank[dist.rank])  # each rank continues its own augmentation stream
+        else:
+            dist.decorrelate_rng(int(cfg.seed), start_epoch, start_batch)
+    else:
+        dist.decorrelate_rng(int(cfg.seed))  # ranks > 0 draw their own augmentations (rank 0 as a single process)
+
+    def extra_state() -> dict[str, Any]:
+        state: dict[str, Any] = {"mlflow_run_id": run_id, "text_classifier": text_weights}
+        if dist.distributed:  # a collective: StageLoop builds the state on every rank, rank 0 writes it
+            state["rng_per_rank"] = dist.all_gather_object(rng_state())
+        return state
 
     def batches(epoch: int, begin: int):
         sampler.set_epoch(epoch)
@@ -287,15 +394,15 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
         result = evaluator()
         last_eval["result"] = result
         tracker.log_metrics(result.metrics, step=epoch)
-        print(format_metrics(result.metrics, f"evaluation after stage2 epoch {epoch}"), flush=True)
+        _say(dist, format_metrics(result.metrics, f"evaluation after stage2 epoch {epoch}"))
         return result.metrics
 
     loop = StageLoop(
         name="stage2", epochs=epochs, model=system, params=[p for _, p in trainable if p.requires_grad],
         optimizer=optimizer, scheduler=scheduler, batches=batches, steps_per_epoch=len(loader),
-        step=image_step(model, augment, objective, device, side_info, extra_terms), precision=precision, nonfinite=nonfinite,
-        state=lambda: {"mlflow_run_id": run_id, "text_classifier": text_weights},
-        eval_fn=eval_fn, eval_period=int(s2.eval_period), **common,
+        step=stage2_step(net, augment, objective, device, side_info, ssl_augment, float(ssl.weight)),
+        precision=precision, nonfinite=nonfinite, state=extra_state,
+        eval_fn=eval_fn, eval_period=int(s2.eval_period), dist=dist if dist.distributed else None, **common,
     )
     metrics = loop.run(start_epoch, start_batch)
     if "result" not in last_eval:  # resumed after the last epoch's checkpoint: evaluate now
@@ -303,24 +410,48 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
     result: EvalResult = last_eval["result"]
     tracker.log_metrics({k: metrics[k] for k in FINAL_METRICS if k in metrics})
     tracker.log_metrics({"train_time_s": time.perf_counter() - started})
-    if cfg.eval.plots:
+    if cfg.eval.plots and dist.is_main:
         _log_plots(cfg, tracker, result, test, run_dir)
-    print(format_metrics(metrics, f"final ({cfg.method.name} on {cfg.dataset.name})"), flush=True)
+    _say(dist, format_metrics(metrics, f"final ({cfg.method.name} on {cfg.dataset.name})"))
+    if dist.distributed:
+        print(f"[rank {dist.rank}/{dist.world_size}] final mAP={float(metrics['mAP']):.10f}", flush=True)
     return float(metrics["mAP"])
 
 
-def _run_stage1(cfg, device, system, records, pin, common, resume_state, run_id) -> None:
-    """Prompt learning: only the prompt tokens train; image and text encoders are frozen."""
+def _cache_stage1_features(cfg, device, model, records, pin, dist: DistContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 1's image features; under DDP each rank encodes ``records[rank::R]`` and the shards are all-gathered."""
+    s1 = cfg.method.stage1
+    transform = TestTransform(cfg.backbone.pixel_mean, cfg.backbone.pixel_std).to(device)
+    local, index = shard(records, dist)
+    progress = bool(cfg.progress) and dist.is_main
+    if local:
+        loader = build_test_loader(local, tuple(cfg.dataset.size), int(s1.feature_batch_size), cfg.num_workers, pin_memory=pin)
+        with Precision(cfg.speed.extract_precision, device).autocast():
+            feats, labels = cache_image_features(model.encode_projected, loader, transform, device, progress=progress)
+    else:
+        feats = torch.zeros(0, int(model.encoder.proj_dim), device=device)
+        labels = torch.zeros(0, dtype=torch.int64, device=device)
+    if not dist.distributed:
+        return feats, labels
+    pids = labels.cpu().numpy()
+    feats, pids, _ = gather_features(feats, pids, pids, index)
+    return feats.to(device), torch.as_tensor(pids, device=device)
+
+
+def _run_stage1(cfg, device, system, records, pin, common, resume_state, run_id, dist: DistContext) -> None:
+    """Prompt learning: only the prompt tokens train; image and text encoders are frozen.
+
+    Under DDP the feature cache is sharded and all-gathered, then every rank runs the same (cheap) prompt
+    training on the same cached features from the same seed, and rank 0's prompts (and language-SSL projector)
+    are broadcast at the end, so the text classifier of stage 2 is bit-identical on all ranks.
+    """
     s1 = cfg.method.stage1
     model: Any = system["image"]
     for p in system.parameters():
         p.requires_grad_(False)
     system["prompt"].cls_ctx.requires_grad_(True)
-    transform = TestTransform(cfg.backbone.pixel_mean, cfg.backbone.pixel_std).to(device)
-    loader = build_test_loader(records, tuple(cfg.dataset.size), int(s1.feature_batch_size), cfg.num_workers, pin_memory=pin)
     model.eval()
-    with Precision(cfg.speed.extract_precision, device).autocast():
-        feats, labels = cache_image_features(model.encode_projected, loader, transform, device, progress=bool(cfg.progress))
+    feats, labels = _cache_stage1_features(cfg, device, model, records, pin, dist)
     epochs = _stage_epochs(cfg, s1.epochs)
     trainable = list(system["prompt"].named_parameters())
     extra_terms = None
@@ -349,6 +480,10 @@ def _run_stage1(cfg, device, system, records, pin, common, resume_state, run_id)
         nonfinite=nonfinite, state=lambda: {"mlflow_run_id": run_id}, **common,
     )
     loop.run(start_epoch, start_batch)
+    if dist.distributed:
+        broadcast_module_state(system["prompt"])
+        if "ssl_text" in system:
+            broadcast_module_state(system["ssl_text"])
     system.train()
 
 

@@ -44,6 +44,11 @@ class StageLoop:
     grad_clip: float = 0.0
     max_steps_per_epoch: int = 0  # debug: 0 = whole epoch
     progress: bool = True
+    # DDP: a DistContext when every rank runs this loop in lockstep (gradients all-reduced). Ranks then agree, once
+    # per step, on skipping a non-finite step and on stopping for SIGTERM (a rank that skipped the backward while
+    # another ran it would hang DDP's all-reduce), and the logged epoch means are over all ranks' steps.
+    dist: Any = None
+    verbose: bool = True  # print the per-epoch summary line (off on ranks > 0)
     history: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def checkpoint_state(self, epoch: int, batch: int, complete: bool) -> dict[str, Any]:
@@ -87,6 +92,11 @@ class StageLoop:
                 terms = self.step(batch)
             values = {k: float(v.detach()) for k, v in terms.items()}
             bad = first_nonfinite(values)
+            stop = False  # DDP: decided here, by all ranks together; single process: read after the step, below
+            if self.dist is not None:
+                elsewhere, stop = self.dist.any_flags(bad is not None, sigterm.raised)
+                if elsewhere and bad is None:
+                    bad = "another rank"
             if bad is None:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.precision.scaler.scale(terms["loss"]).backward()
@@ -96,11 +106,13 @@ class StageLoop:
                     bad = "gradient"
             if bad is not None:
                 self.optimizer.zero_grad(set_to_none=True)
-                self.nonfinite.handle(
-                    f"non-finite {'gradient' if bad == 'gradient' else f'loss term {bad!r}'} "
-                    f"at {self.name} epoch {epoch} step {i + 1}"
-                    + (f" (value {values.get(bad)})" if bad != "gradient" else "")
-                )
+                if bad == "gradient":
+                    what = "non-finite gradient"
+                elif bad == "another rank":
+                    what = "non-finite loss on another rank"
+                else:
+                    what = f"non-finite loss term {bad!r} (value {values.get(bad)})"
+                self.nonfinite.handle(f"{what} at {self.name} epoch {epoch} step {i + 1}")
             else:
                 self.precision.scaler.step(self.optimizer)
                 self.precision.scaler.update()
@@ -110,11 +122,14 @@ class StageLoop:
             bar.update(1)
             if count:
                 bar.set_postfix(loss=f"{sums['loss'] / count:.3f}")
-            if sigterm.raised:
+            if stop or (self.dist is None and sigterm.raised):
                 bar.close()
                 path = self.checkpointer.save(self.checkpoint_state(epoch, i + 1, complete=False), self.name, epoch)
-                raise Preempted(f"SIGTERM at {self.name} epoch {epoch} step {i + 1}; checkpoint written to {path}")
+                saved = f"checkpoint written to {path}" if path is not None else "this process writes no checkpoints (under DDP rank 0 does)"
+                raise Preempted(f"SIGTERM at {self.name} epoch {epoch} step {i + 1}; {saved}")
         bar.close()
+        if self.dist is not None:
+            sums, count = self.dist.sum_stats(sums, count)
         lr = self.optimizer.param_groups[0]["lr"]
         means = {f"{self.name}/{k}": v / max(count, 1) for k, v in sums.items()}
         means[f"{self.name}/lr"] = lr
@@ -123,7 +138,8 @@ class StageLoop:
             self.history[k].append(v)
         self.tracker.log_metrics(means, step=epoch)
         summary = "  ".join(f"{k.split('/', 1)[1]}={v:.4g}" for k, v in means.items())
-        print(f"[{self.name}] epoch {epoch}/{self.epochs}  {summary}", flush=True)
+        if self.verbose:
+            print(f"[{self.name}] epoch {epoch}/{self.epochs}  {summary}", flush=True)
         metrics: dict[str, float] = {}
         if self.eval_fn is not None and self.eval_period and (epoch % self.eval_period == 0 or epoch == self.epochs):
             metrics = self.eval_fn(epoch)
