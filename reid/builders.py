@@ -1,6 +1,7 @@
 """Config -> objects. The only module that reads the config tree; everything it builds takes plain values."""
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -33,6 +34,8 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     if deterministic:
+        # cuBLAS needs a fixed workspace for deterministic matmuls on CUDA (else torch raises at the first one).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=False)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
 from reid.builders import build_dataset, build_model, build_text_side, limit_test_set, seed_everything, to_plain
+from reid.config_schema import validate_config
 from reid.data import summary_metrics
 from reid.data.formats.folder import write_label_maps
 from reid.data.loader import build_test_loader, build_train_loader
@@ -23,7 +24,7 @@ from reid.data.transforms import TestTransform, TrainAugment
 from reid.engine.checkpoint import Checkpointer, latest_checkpoint, rng_state, set_rng_state
 from reid.engine.distributed import DistContext, broadcast_module_state, cleanup, gather_features, init_distributed, shard
 from reid.engine.evaluator import EvalResult, score
-from reid.engine.faults import NonFinitePolicy
+from reid.engine.faults import NonFinitePolicy, Preempted
 from reid.engine.features import extract_features
 from reid.engine.loop import StageLoop
 from reid.engine.objectives import ImageLossConfig, ImageObjective
@@ -167,6 +168,7 @@ def train(cfg: DictConfig) -> float:
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank runs this and returns the same mAP;
     see docs/distributed.md for what each rank does.
     """
+    validate_config(cfg)  # types and values, before any folder, data or tracker is touched (raises ConfigError)
     dist = init_distributed(str(cfg.device))
     final = _job(cfg, dist)
     # Only after success: on an error the process exits with the group (destroying it while other ranks still
@@ -212,7 +214,7 @@ def _job(cfg: DictConfig, dist: DistContext) -> float:
         final = _train(cfg, device, run_dir, tracker, run_id, resume_from, resume_state, dist)
         status = "FINISHED"
         return final
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Preempted):
         status = "KILLED"
         raise
     finally:
@@ -261,6 +263,9 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
     if "label_maps" in ds.meta and dist.is_main:  # a user's own data: keep the string <-> integer label maps with the run
         tracker.log_artifact(write_label_maps(ds, run_dir / "label_maps.json"))
     tracker.log_metrics({k: float(v) for k, v in summary_metrics(ds).items()})
+    if ds.meta.get("skipped_corrupt"):  # skip_corrupt=true dropped unreadable images: say how many, here and in MLflow
+        print(f"[data] skipped {ds.meta['skipped_corrupt']} corrupt image(s)", flush=True)
+    tracker.log_metrics({"data.skipped_corrupt": float(ds.meta.get("skipped_corrupt", 0))})
     test = limit_test_set(ds, int(cfg.limits.eval_images))
     num_classes = ds.num_train_pids
     with dist.main_first():  # a self-pretrained backbone (clip_tiny_synthetic) is made once, by rank 0

@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 from dataclasses import dataclass
+from typing import Any
+
+# Test hook: "<stage>:<epoch>:<step>[:<term>]" (1-based, as the non-finite message prints them) makes that step's
+# loss term (default "loss") NaN, so the non-finite policy can be exercised end to end (tests/faults/).
+INJECT_NONFINITE_ENV = "REID_INJECT_NONFINITE"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -34,6 +40,28 @@ class NonFinitePolicy:
             return
         extra = f" after {self.skipped} skipped steps (limit {self.max_skips})" if self.action == "skip" else ""
         raise NonFiniteLossError(f"{where}{extra}; training stopped, the last good checkpoint is kept")
+
+
+def inject_nonfinite(terms: dict[str, Any], stage: str, epoch: int, step: int) -> dict[str, Any]:
+    """``terms`` with a NaN injected when ``REID_INJECT_NONFINITE`` names this (stage, epoch, step); else unchanged.
+
+    The named term becomes NaN and so does the total ("loss"), as a NaN in any term would make it.
+    """
+    spec = os.environ.get(INJECT_NONFINITE_ENV)
+    if not spec:
+        return terms
+    parts = spec.split(":")
+    if len(parts) not in (3, 4) or not parts[1].isdigit() or not parts[2].isdigit():
+        raise ValueError(f"{INJECT_NONFINITE_ENV}={spec!r}: expected <stage>:<epoch>:<step>[:<term>], e.g. stage2:2:1:id")
+    if (parts[0], int(parts[1]), int(parts[2])) != (stage, epoch, step):
+        return terms
+    term = parts[3] if len(parts) == 4 else "loss"
+    if term not in terms:
+        raise ValueError(f"{INJECT_NONFINITE_ENV}={spec!r}: {stage} has no loss term {term!r} (it has {', '.join(terms)})")
+    out = dict(terms)
+    out[term] = terms[term] * float("nan")
+    out["loss"] = terms["loss"] + out[term] if term != "loss" else out[term]
+    return out
 
 
 def first_nonfinite(terms: dict[str, float]) -> str | None:

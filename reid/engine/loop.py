@@ -17,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from reid.engine.checkpoint import Checkpointer
-from reid.engine.faults import NonFinitePolicy, Preempted, SigtermFlag, first_nonfinite
+from reid.engine.faults import NonFinitePolicy, Preempted, SigtermFlag, first_nonfinite, inject_nonfinite
 from reid.engine.precision import Precision
 from reid.tracking.base import Tracker
 
@@ -90,6 +90,7 @@ class StageLoop:
                 break
             with self.precision.autocast():
                 terms = self.step(batch)
+            terms = inject_nonfinite(terms, self.name, epoch, i + 1)  # test hook, a no-op unless REID_INJECT_NONFINITE is set
             values = {k: float(v.detach()) for k, v in terms.items()}
             bad = first_nonfinite(values)
             stop = False  # DDP: decided here, by all ranks together; single process: read after the step, below
@@ -134,6 +135,8 @@ class StageLoop:
         means = {f"{self.name}/{k}": v / max(count, 1) for k, v in sums.items()}
         means[f"{self.name}/lr"] = lr
         means[f"{self.name}/epoch_time_s"] = time.perf_counter() - started
+        if self.nonfinite.action == "skip":
+            means[f"{self.name}/nonfinite_skipped"] = float(self.nonfinite.skipped)  # cumulative over the stage
         for k, v in means.items():
             self.history[k].append(v)
         self.tracker.log_metrics(means, step=epoch)

@@ -136,7 +136,9 @@ def test_joblib_multirun_trains_two_jobs_in_parallel(tmp_path):
     sweep = tmp_path / "sweep"
     cmd = [
         sys.executable, "-m", "reid.train", "-m",
-        "experiment=demo", "debug=fast", "logger=none",
+        "experiment=demo",
+        "method=baseline",
+        "backbone=clip_tiny", "debug=fast", "logger=none",
         "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2",
         f"paths.data_dir={tmp_path / 'data'}", f"hydra.sweep.dir={sweep}",
         # a tiny synthetic world and the least work that still trains and evaluates

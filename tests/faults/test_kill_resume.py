@@ -1,0 +1,69 @@
+"""A job killed (SIGKILL) or preempted (SIGTERM) mid-run resumes with the same command and ends exactly where an
+uninterrupted job with the same seed ends: same final metrics, bit-identical weights, one MLflow run."""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reid.engine.checkpoint import Checkpointer, latest_checkpoint, list_checkpoints
+
+if TYPE_CHECKING:
+    from conftest import FaultEnv, Reference
+
+PREEMPTED_EXIT_CODE = 143  # reid.train's exit status after a SIGTERM (128 + 15): part of its interface
+
+
+def _resume_and_compare(fault_env: FaultEnv, cmd: list[str], run_dir: Path, experiment: str, run_id: str,
+                        reference: Reference) -> None:
+    """Run ``cmd`` again (resume=auto finds the run folder's checkpoints) and compare with the reference job."""
+    done = fault_env.run_ok(cmd)
+    assert "[resume] from " in done.stdout, done.stdout[-3000:]
+    run = fault_env.only_run(experiment)  # the resumed job logged into the interrupted job's MLflow run
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"
+    expected = reference.result()
+    assert fault_env.final_metrics(run) == expected["metrics"]
+    final = run_dir / "checkpoints" / fault_env.final_checkpoint
+    fault_env.assert_same_weights(fault_env.system_weights(final), expected["weights"])
+
+
+def test_sigkill_then_same_command_resumes_exactly(fault_env: FaultEnv, reference: Reference, tmp_path: Path) -> None:
+    run_dir, log = tmp_path / "run", tmp_path / "killed.log"
+    cmd = fault_env.command(run_dir, "sigkill")
+    proc = fault_env.start(cmd, log)
+    fault_env.wait_until(lambda: bool(list_checkpoints(run_dir / "checkpoints")), proc, log, "the first checkpoint")
+    proc.send_signal(signal.SIGKILL)  # no handler, no cleanup: the harshest interruption
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+
+    names = [p.name for p in list_checkpoints(run_dir / "checkpoints")]
+    assert names and fault_env.final_checkpoint not in names, f"the job was not interrupted mid-run: {names}"
+    run_id = Checkpointer.load(latest_checkpoint(run_dir / "checkpoints"))["mlflow_run_id"]
+    assert fault_env.only_run("sigkill").info.status == "RUNNING"  # nobody could close it
+
+    _resume_and_compare(fault_env, cmd, run_dir, "sigkill", run_id, reference)
+
+
+def test_sigterm_mid_epoch_checkpoints_exits_cleanly_and_resumes_exactly(
+    fault_env: FaultEnv, reference: Reference, tmp_path: Path
+) -> None:
+    run_dir, log = tmp_path / "run", tmp_path / "preempted.log"
+    cmd = fault_env.command(run_dir, "sigterm")
+    proc = fault_env.start(cmd, log)
+    # After stage 2's first epoch the job is inside epoch 2 (or, at the latest, starting epoch 3) of 3.
+    first = run_dir / "checkpoints" / "ckpt_stage2_e0001.pt"
+    fault_env.wait_until(first.is_file, proc, log, "stage 2's first checkpoint")
+    proc.send_signal(signal.SIGTERM)  # what SLURM / Kubernetes send before they kill a preempted job
+    assert proc.wait(timeout=300) == PREEMPTED_EXIT_CODE, log.read_text()[-4000:]
+
+    out = log.read_text()
+    assert "Traceback" not in out, out[-4000:]
+    assert "[preempted] SIGTERM at stage2 epoch " in out and "Run the same command again to resume." in out
+    saved = latest_checkpoint(run_dir / "checkpoints")
+    assert f"checkpoint written to {saved}" in out
+    state = Checkpointer.load(saved)
+    assert state["stage"] == "stage2" and state["complete"] is False and state["batch"] >= 1
+    assert f"stage2 epoch {state['epoch']} step {state['batch']};" in out
+    run = fault_env.only_run("sigterm")
+    assert run.info.run_id == state["mlflow_run_id"] and run.info.status == "KILLED"
+
+    _resume_and_compare(fault_env, cmd, run_dir, "sigterm", state["mlflow_run_id"], reference)
