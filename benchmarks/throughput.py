@@ -7,7 +7,7 @@ architecture, clip_tiny from conf/backbone/clip_tiny.yaml. Inputs are synthetic 
 
 What each phase runs is the project's own code path:
 
-- train: ``StageLoop`` (reid/engine/loop.py) with ``image_step`` (batched augmentation on the device, forward,
+- train: ``StageLoop`` (reid/engine/loop.py) with ``stage2_step`` (batched augmentation on the device, forward,
   ``ImageObjective`` = CLIP-ReID's ID + triplet x3 + image-to-text against a random text classifier, backward
   through the precision's scaler, gradient norm, Adam with CLIP-ReID's per-parameter groups), PK batches of
   ``batch / num_instances`` identities x ``num_instances`` (16 x 4 for the default 64);
@@ -54,7 +54,7 @@ from reid.engine.precision import Precision  # noqa: E402
 from reid.engine.schedules import build_scheduler  # noqa: E402
 from reid.engine.speed import COMPILE_MODES, apply_speed_settings, fused_optimizer_flag  # noqa: E402
 from reid.engine.stage1 import cache_image_features  # noqa: E402
-from reid.engine.stage2 import image_step  # noqa: E402
+from reid.engine.stage2 import Stage2Net, stage2_step  # noqa: E402
 from reid.models.reid_model import ReIDModel  # noqa: E402
 from reid.tracking import build_tracker  # noqa: E402
 
@@ -213,7 +213,7 @@ def train_phase(model: ReIDModel, b, args, device: torch.device) -> Callable[[in
     loop = StageLoop(
         name="stage2", epochs=0, model=model, params=[p for _, p in trainable if p.requires_grad],
         optimizer=optimizer, scheduler=scheduler, batches=lambda epoch, begin: cycle(batches, state["n"]),
-        steps_per_epoch=0, step=image_step(model, augment, objective, device, False),
+        steps_per_epoch=0, step=stage2_step(Stage2Net(model), augment, objective, device, False),
         precision=Precision(args.precision, device), tracker=build_tracker("none"),
         checkpointer=Checkpointer(Path(tempfile.gettempdir()), 1, enabled=False),
         nonfinite=NonFinitePolicy("stop", 0), state=dict, progress=False,

@@ -6,7 +6,7 @@ random-erased views → image encoder class token (no SIE) → projector → NT-
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from torch import nn
@@ -53,18 +53,5 @@ def language_term(
         t1 = text_encoder(mask_prompts(prompts, mask_prob), prompt_learner.eot_index)
         t2 = text_encoder(mask_prompts(prompts, mask_prob), prompt_learner.eot_index)
         return {"ssl_lang": (weight, head(t1, t2))}
-
-    return term
-
-
-def vision_term(
-    encoder: nn.Module, augment: nn.Module, head: SSLHead, weight: float, device: torch.device
-) -> Callable[[dict[str, Any], Any], dict[str, tuple[float, torch.Tensor]]]:
-    def term(batch: dict[str, Any], _out: Any) -> dict[str, tuple[float, torch.Tensor]]:
-        # The decoded image is the same for all views; they differ only by independent augmentation draws.
-        raw = batch["image"].to(device, non_blocking=True)
-        v1 = encoder(augment(raw), None, None)[1]  # final class token after ln_post, no SIE
-        v2 = encoder(augment(raw), None, None)[1]
-        return {"ssl_vis": (weight, head(v1, v2))}
 
     return term

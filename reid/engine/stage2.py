@@ -9,35 +9,6 @@ from torch import nn
 from reid.engine.objectives import ImageObjective
 
 
-def image_step(
-    model: nn.Module,
-    augment: nn.Module,
-    objective: ImageObjective,
-    device: torch.device,
-    use_side_info: bool,
-    extra_terms: Callable[[dict[str, Any], Any], dict[str, tuple[float, torch.Tensor]]] | None = None,
-) -> Callable[[dict[str, Any]], dict[str, torch.Tensor]]:
-    """Build the per-batch step: augment on the device, forward, loss terms (+ optional extra terms such as SSL)."""
-
-    def step(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        raw = batch["image"].to(device, non_blocking=True)
-        main = raw[:, 0] if raw.dim() == 5 else raw
-        images = augment(main)
-        labels = batch["pid"].to(device, non_blocking=True)
-        cams = batch["camid"].to(device, non_blocking=True) if use_side_info else None
-        views = batch["viewid"].to(device, non_blocking=True) if use_side_info else None
-        out = model(images, cams, views)
-        terms = objective(out, labels)
-        if extra_terms is not None:
-            extra = extra_terms(batch, out)
-            for name, (weight, value) in extra.items():
-                terms[name] = value
-                terms["loss"] = terms["loss"] + weight * value
-        return terms
-
-    return step
-
-
 class Stage2Net(nn.Module):
     """Everything stage 2 trains, behind one forward, so DistributedDataParallel sees one forward per step.
 
@@ -81,8 +52,7 @@ def stage2_step(
 ) -> Callable[[dict[str, Any]], dict[str, torch.Tensor]]:
     """The per-batch step over a :class:`Stage2Net` (or its DistributedDataParallel wrapper).
 
-    Same terms and the same RNG draws, in the same order, as :func:`image_step` with
-    ``ssl_terms.vision_term``: the main view's augmentation first, then the two SSL
+    RNG draws in a fixed order: the main view's augmentation first, then the two SSL
     views' (the forward passes draw nothing).
     """
 
