@@ -107,12 +107,12 @@ def build_text_side(cfg: DictConfig, clip: torch.nn.Module, num_classes: int):
 
     p = cfg.method.prompt
     tokenizer = clip_tokenizer(cfg.backbone.pretrained)
-    placeholder = "X"
-    text = p.template.format(ctx=" ".join([placeholder] * p.n_ctx), noun=cfg.dataset.kind)
+    ctx_word = "X"  # the learnable-context slot word of the template
+    text = p.template.format(ctx=" ".join([ctx_word] * p.n_ctx), noun=cfg.dataset.kind)
     ids = tokenize(tokenizer, [text])[0]
-    placeholder_id = int(tokenize(tokenizer, [placeholder])[0][1])
+    ctx_token_id = int(tokenize(tokenizer, [ctx_word])[0][1])
     learner = PromptLearner(
-        num_classes, ids, placeholder_id, int(p.n_ctx), clip.text_model.embeddings.token_embedding, float(p.init_std),
+        num_classes, ids, ctx_token_id, int(p.n_ctx), clip.text_model.embeddings.token_embedding, float(p.init_std),
         truncate_after_eot=bool(p.truncate_after_eot),
     )
     return learner, TextEncoder(clip.text_model, clip.text_projection)

@@ -17,21 +17,21 @@ class PromptLearner(nn.Module):
         self,
         num_classes: int,
         token_ids: torch.Tensor,
-        placeholder_id: int,
+        ctx_token_id: int,
         n_ctx: int,
         token_embedding: nn.Embedding,
         init_std: float,
         truncate_after_eot: bool = True,
     ):
-        """``token_ids``: (77,) ids of the template with ``n_ctx`` placeholder tokens (id ``placeholder_id``) in a row."""
+        """``token_ids``: (77,) ids of the template with ``n_ctx`` context tokens (id ``ctx_token_id``) in a row."""
         super().__init__()
         ids = token_ids.long()
-        x_id = placeholder_id
+        x_id = ctx_token_id
         if not bool((ids == x_id).any()):
-            raise ValueError(f"placeholder token {x_id} not found in the template ids")
+            raise ValueError(f"context token {x_id} not found in the template ids")
         start = int((ids == x_id).nonzero()[0])
         if not torch.equal(ids[start : start + n_ctx], torch.full((n_ctx,), x_id)):
-            raise ValueError(f"the template must contain {n_ctx} consecutive '{CTX_WORD}' placeholders")
+            raise ValueError(f"the template must contain {n_ctx} consecutive '{CTX_WORD}' context tokens")
         # EOT is the highest id (49407) of the template: CLIP pools there (index 11 for the 4-token template).
         self.eot_index = int(ids.argmax())
         # Under the causal mask no position attends to a later one, so tokens after EOT cannot change the
