@@ -107,13 +107,14 @@ class StageLoop:
                     bad = "gradient"
             if bad is not None:
                 self.optimizer.zero_grad(set_to_none=True)
+                where = f"at {self.name} epoch {epoch} step {i + 1}"
                 if bad == "gradient":
-                    what = "non-finite gradient"
+                    message = f"non-finite gradient {where}"
                 elif bad == "another rank":
-                    what = "non-finite loss on another rank"
+                    message = f"non-finite loss on another rank {where}"
                 else:
-                    what = f"non-finite loss term {bad!r} (value {values.get(bad)})"
-                self.nonfinite.handle(f"{what} at {self.name} epoch {epoch} step {i + 1}")
+                    message = f"non-finite loss term {bad!r} {where} (value {values.get(bad)})"
+                self.nonfinite.handle(message)
             else:
                 self.precision.scaler.step(self.optimizer)
                 self.precision.scaler.update()
