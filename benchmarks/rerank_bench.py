@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, beside this script)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -240,13 +241,7 @@ def spawn(args: argparse.Namespace, task: str, backend: str, extra: list[str] | 
 
 
 def machine_line() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    model = cpu_model()
     return f"{model}, {os.cpu_count()} logical CPUs"
 
 

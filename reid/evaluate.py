@@ -334,7 +334,7 @@ def _plots(out_dir: Path, splits: list[Split], e: DictConfig, num_queries: int) 
 
 def _log(cfg: DictConfig, report: EvaluationReport, tags: dict[str, str]) -> str | None:
     """One new MLflow run (logger=mlflow) with the standard metric names, the settings and the files."""
-    from reid.pipeline import git_commit
+    from reid.tracking.run_info import git_commit
     from reid.tracking import build_tracker, flatten_config
 
     logger = OmegaConf.to_container(cfg.logger, resolve=True)

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -38,20 +37,9 @@ from reid.engine.stage2 import Stage2Net, stage2_step
 from reid.models.ssl_heads import ProjectionMLP, SimSiamPredictor
 from reid.tracking import PARENT_RUN_ENV, build_tracker, flatten_config
 from reid.tracking.base import NullTracker, Tracker
+from reid.tracking.run_info import git_commit
 
 FINAL_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
-
-
-def git_commit(root: str) -> str:
-    """The checkout's commit, or REID_GIT_COMMIT (set in images built without .git), else "unknown"."""
-    if os.environ.get("REID_GIT_COMMIT"):
-        return os.environ["REID_GIT_COMMIT"]
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-    except Exception:  # not a git checkout (e.g. an installed wheel): record that rather than fail
-        return "unknown"
 
 
 def find_resume_checkpoint(resume: Any, run_dir: Path) -> Path | None:

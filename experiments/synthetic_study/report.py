@@ -16,10 +16,12 @@ import math
 import statistics
 import sys
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from reid.tracking.run_info import search_all_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 README = Path(__file__).resolve().parent / "README.md"
@@ -53,16 +55,6 @@ def default_tracking_uri() -> str:
     cfg.hydra.runtime.cwd = str(ROOT)
     HydraConfig.instance().set_config(cfg)
     return str(cfg.logger.tracking_uri)
-
-
-def all_runs(client: Any, experiment_id: str, query: str) -> Iterator[Any]:
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], filter_string=query, page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
 
 
 def seed_results(runs: Sequence[Any]) -> list[ArmResult]:
@@ -156,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if exp is None:
         print(f"no MLflow experiment {args.experiment!r} in {uri}", file=sys.stderr)
         return 1
-    runs = list(all_runs(client, exp.experiment_id, "attributes.status = 'FINISHED'"))
+    runs = list(search_all_runs(client, exp.experiment_id, "attributes.status = 'FINISHED'"))
     text = render(args.experiment, uri, seed_results(runs), study_results(runs))
     write_between_markers(args.readme, text)
     print(text)

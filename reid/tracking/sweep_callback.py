@@ -26,18 +26,18 @@ import json
 import logging
 import os
 import socket
-import subprocess
 import sys
 import time
 import warnings
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from reid.tracking import OPTUNA_STUDY_ENV, OPTUNA_TRIAL_ENV, PARENT_RUN_ENV
+from reid.tracking.run_info import git_commit, search_all_runs
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ TRIAL_TAG = "optuna.trial_number"
 OVERRIDE_PREFIX = "override."
 PARENT_FILTER = "tags.mlflow.parentRunId = '{}'"
 _STOCK_OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
-_GIT_TIMEOUT_S = 5  # as reid.pipeline.git_commit
 
 
 def machine_id() -> str:
@@ -74,21 +73,6 @@ def process_alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by another user
         return True
     return True
-
-
-def git_commit(root: str) -> str:
-    """HEAD of the project checkout, as reid.pipeline tags its runs.
-
-    Here rather than imported from reid.pipeline, which would load torch into the sweeping process of every
-    launcher (with joblib the jobs run elsewhere and it would be seconds spent for a tag).
-    """
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=_GIT_TIMEOUT_S
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):  # not a git checkout, no git: record that rather than fail
-        return "unknown"
 
 
 def parse_override(line: str) -> tuple[str, str]:
@@ -211,7 +195,7 @@ class MlflowSweepCallback(Callback):
         host = machine_id()
         query = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
         killed = []
-        for run in _search_all(client, experiment_id, query):
+        for run in search_all_runs(client, experiment_id, query):
             pid = run.data.tags.get(PID_TAG)
             if run.info.run_id != self.parent_run_id and pid is not None and not process_alive(int(pid)):
                 client.set_tag(run.info.run_id, "reid.killed_detected_by", self.parent_run_id)
@@ -264,7 +248,7 @@ class MlflowSweepCallback(Callback):
         children: list[Any] = []
         try:
             experiment_id = client.get_run(self.parent_run_id).info.experiment_id
-            children = list(_search_all(client, experiment_id, PARENT_FILTER.format(self.parent_run_id)))
+            children = list(search_all_runs(client, experiment_id, PARENT_FILTER.format(self.parent_run_id)))
             self._record_best(client, config, children)
             if is_optuna(config):
                 self._record_study(client, config)
@@ -362,17 +346,6 @@ def save_study_plots(study: Any, out: Path) -> dict[str, str]:
         fig.savefig(out / f"{name}.png", bbox_inches="tight")
         plt.close(fig)
     return reasons
-
-
-def _search_all(client: Any, experiment_id: str, query: str) -> Iterator[Any]:
-    """Every run matching ``query`` (MLflow pages its results)."""
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], filter_string=query, page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
 
 
 def _log_metrics(client: Any, run_id: str | None, metrics: dict[str, float]) -> None:
