@@ -1,14 +1,17 @@
 """`python -m reid.search`: rank a folder of images against one query image with a trained run.
 
     python -m reid.search --run <run dir | checkpoint | MLflow id> --query img.jpg --gallery folder/ [--topk 10]
-                          [--out ranked.png] [--rerank]
+                          [--out ranked.png] [--rerank] [--labels auto|market|folder|none]
 
 Images are encoded by :meth:`reid.inference.TrainedRun.extract` and ranked by
 the distance the evaluation uses (squared Euclidean on L2-normalised
 descriptors, or k-reciprocal re-ranking with the run's k1/k2/lambda). With no
-ground truth the picture's frames are neutral, unless every file name carries a
-Market-style identity (``0002_c1s1_000451_03.jpg``): then same-identity matches
-are framed green and the others red.
+ground truth the picture's frames are neutral. Where the identity can be read
+off the paths, same-identity matches are framed green and the others red:
+``--labels market`` (and ``auto``, the default, when every file name carries one)
+reads Market-style names (``0002_c1s1_000451_03.jpg``); ``--labels folder`` reads
+the parent folder's name, as in the ``folder`` dataset's ``query/<id>/``,
+``gallery/<id>/`` tree (docs/own_data.md).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from reid.inference import TrainedRun
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+LABEL_SOURCES = ("auto", "market", "folder", "none")
 NEUTRAL_COLOR = (150, 150, 150)
 CAPTION_HEIGHT = 14
 
@@ -74,6 +78,31 @@ def market_identity(path: Path) -> int | None:
         return None
 
 
+def folder_identity(path: Path) -> str:
+    """The identity of a file in a ``<split>/<identity>/<image>`` tree: its parent folder's name."""
+    return path.parent.name
+
+
+def identities(query: Path, images: Sequence[Path], labels: str) -> tuple[object, list[object]] | None:
+    """(query identity, gallery identities) read as ``labels`` says, or None when the paths carry none.
+
+    ``market`` and ``folder`` insist: a path that does not carry an identity is an error naming it.
+    """
+    if labels not in LABEL_SOURCES:
+        raise ValueError(f"labels must be one of {', '.join(LABEL_SOURCES)}, got {labels!r}")
+    if labels == "none":
+        return None
+    if labels == "folder":
+        return folder_identity(query), [folder_identity(p) for p in images]
+    q_pid, pids = market_identity(query), [market_identity(p) for p in images]
+    if q_pid is not None and all(p is not None for p in pids):
+        return q_pid, pids
+    if labels == "market":
+        bad = query if q_pid is None else next(p for p, pid in zip(images, pids) if pid is None)
+        raise ValueError(f"--labels market: {bad} is not a Market-style name (<pid>_c<cam>...); try --labels folder or none")
+    return None
+
+
 def rank_gallery(
     run: TrainedRun,
     query: Path,
@@ -116,8 +145,12 @@ def search(
     rerank: bool = False,
     num_workers: int = 0,
     progress: bool = False,
+    labels: str = "auto",
 ) -> SearchResult:
-    """Top-``topk`` gallery images for ``query``; the query file itself is skipped if it lies in the gallery."""
+    """Top-``topk`` gallery images for ``query``; the query file itself is skipped if it lies in the gallery.
+
+    ``labels`` says where identities are read to mark matches (see :func:`identities`).
+    """
     if topk < 1:
         raise ValueError(f"topk must be >= 1, got {topk}")
     query_path = Path(query).expanduser()
@@ -126,12 +159,10 @@ def search(
     images = [p for p in list_images(gallery) if p.resolve() != query_path.resolve()]
     if not images:
         raise FileNotFoundError(f"gallery {gallery}: holds no image other than the query")
+    known = identities(query_path, images, labels)  # before encoding: a wrong --labels fails fast
     order, dists, metric = rank_gallery(run, query_path, images, rerank, num_workers, progress)
-    q_pid = market_identity(query_path)
-    pids = [market_identity(p) for p in images]
-    labelled = q_pid is not None and all(p is not None for p in pids)
     matches = [
-        Match(i + 1, float(d), images[g], (pids[g] == q_pid) if labelled else None)
+        Match(i + 1, float(d), images[g], (known[1][g] == known[0]) if known is not None else None)
         for i, (g, d) in enumerate(zip(order[:topk], dists[:topk]))
     ]
     return SearchResult(query_path, len(images), matches, metric)
@@ -201,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topk", type=int, default=10, help="matches to print and draw (default 10)")
     parser.add_argument("--out", default="ranked.png", help="ranked-list picture to write (default ranked.png)")
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking with the run's eval.k1/k2/lambda_value")
+    parser.add_argument("--labels", choices=LABEL_SOURCES, default="auto",
+                        help="where identities are read to mark matches: Market-style file names (auto: when all "
+                             "names are), the parent folder (folder dataset trees), or none (default auto)")
     parser.add_argument("--checkpoint", default=None, help="a checkpoint file or name in <run>/checkpoints (default: newest stage 2)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--num-workers", type=int, default=0, help="image decoding workers for the gallery")
@@ -225,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise FileNotFoundError(f"query {query}: no such image file")
         list_images(args.gallery)
         run = load_run(args.run, args.checkpoint, device=args.device, tracking_uri=args.tracking_uri)
-        result = search(run, query, args.gallery, args.topk, args.rerank, args.num_workers, args.progress)
+        result = search(run, query, args.gallery, args.topk, args.rerank, args.num_workers, args.progress, args.labels)
         print(f"run:     {run.describe()}")
         print(format_result(result))
         out = ranked_picture(result, args.out, run.input_size)

@@ -8,7 +8,6 @@ copy of the run's config at a missing pretrained folder.
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -20,9 +19,10 @@ import numpy as np
 import pytest
 import torch
 
+from tests.evaluation.cli_helpers import METRICS, _parse_results, _run
+
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
-METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
 TINY_WORLD = (
     "dataset.options.num_train_ids=8",
     "dataset.options.num_test_ids=8",
@@ -31,21 +31,6 @@ TINY_WORLD = (
 )
 TRAIN = ("experiment=demo", "debug=fast", "backbone=clip_tiny", "eval.at_start=false", "eval.plots=false", *TINY_WORLD)
 EXPERIMENT = "cli"
-TIMEOUT_S = 900  # a subprocess on a loaded 2-core machine
-RESULT_LINE = re.compile(r"^\s*(\d+)\s+(\d+\.\d+)\s+(?:(yes|no)\s+)?(\S.*)$")
-
-
-def _clean_env() -> dict[str, str]:
-    """This process's environment without a sweep context (parent run, per-job tags) that would leak into runs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REID_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    done = subprocess.run(cmd, cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert done.returncode == 0, f"{cmd[2]} exited {done.returncode}:\n{(done.stdout + done.stderr)[-6000:]}"
-    return done
 
 
 @dataclass
@@ -298,13 +283,6 @@ def test_unreadable_or_missing_feature_file(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- search
-
-
-def _parse_results(stdout: str) -> list[tuple[int, float, str | None, Path]]:
-    body = stdout.split("path\n", 1)[1].splitlines()
-    rows = [RESULT_LINE.match(line) for line in body if not line.startswith("wrote ")]
-    assert all(rows), stdout
-    return [(int(m[1]), float(m[2]), m[3], Path(m[4])) for m in rows if m]
 
 
 def test_search_prints_the_top_k_and_draws_them(trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
