@@ -1,6 +1,7 @@
 """Read the synthetic study's runs back from MLflow and write its results table into README.md.
 
-Per method (the runs' ``method`` and ``ssl`` tags): mean ± sample std over seeds of the final mAP, rank-1 and mINP,
+Per arm (the runs' ``method`` and ``ssl`` tags, and which SSL terms had a non-zero weight, so the ablation's
+halves are arms of their own): mean ± sample std over seeds of the final mAP, rank-1 and mINP,
 from FINISHED runs that are not Optuna trials (the latest run per seed, so a re-run study is not double counted).
 Per Optuna study (the sweeps' parent runs): trials completed, best mAP and its parameters.
 
@@ -27,11 +28,14 @@ ROOT = Path(__file__).resolve().parents[2]
 README = Path(__file__).resolve().parent / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 METRICS = {"mAP": "mAP", "rank1": "rank-1", "mINP": "mINP"}  # metric -> column title
-# The study's three arms by (method, ssl) tag; anything else is reported under its tags.
+# The study's arms by (method, ssl tag, active SSL terms); anything else is reported under its tags.
 ARMS = {
-    ("baseline", "none"): "Baseline (CLIP fine-tuning)",
-    ("clipreid", "none"): "CLIP-ReID",
-    ("clipreid", "simclr"): "SVLL-ReID (SimCLR)",
+    ("baseline", "none", "-"): "Baseline (CLIP fine-tuning)",
+    ("clipreid", "none", "-"): "CLIP-ReID",
+    ("clipreid", "simclr", "both"): "SVLL-ReID (SimCLR)",
+    ("clipreid", "simclr", "language"): "SVLL-ReID, language SSL only",
+    ("clipreid", "simclr", "vision"): "SVLL-ReID, vision SSL only",
+    ("clipreid", "simsiam", "both"): "SVLL-ReID with SimSiam",
 }
 STUDY_TAG = "optuna.study_name"
 
@@ -41,6 +45,7 @@ class ArmResult:
     label: str
     method: str
     ssl: str
+    terms: str
     seeds: list[str]
     values: dict[str, list[float]]
 
@@ -57,21 +62,35 @@ def default_tracking_uri() -> str:
     return str(cfg.logger.tracking_uri)
 
 
+def ssl_terms(ssl: str, params: dict[str, str]) -> str:
+    """Which self-supervision terms a run had: both, language (stage 1) or vision (stage 2) only, none; "-" without SSL.
+
+    Read from the logged weights (``ssl.weight``: vision, ``ssl.lang_weight``: language); a missing one counts as on.
+    """
+    if ssl == "none":
+        return "-"
+    vision = float(params.get("ssl.weight", "1")) != 0.0
+    language = float(params.get("ssl.lang_weight", "1")) != 0.0
+    return {(True, True): "both", (True, False): "vision", (False, True): "language"}.get((vision, language), "none")
+
+
 def seed_results(runs: Sequence[Any]) -> list[ArmResult]:
-    """Group the non-Optuna, non-parent runs by (method, ssl); the latest run per seed counts."""
-    latest: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
+    """Group the non-Optuna, non-parent runs by arm (method, ssl, SSL terms); the latest run per seed counts."""
+    latest: dict[tuple[str, str, str], dict[str, Any]] = defaultdict(dict)
     for run in sorted(runs, key=lambda r: r.info.start_time):
         tags, metrics = run.data.tags, run.data.metrics
         if STUDY_TAG in tags or tags.get("reid.sweep") == "parent" or not all(m in metrics for m in METRICS):
             continue
-        arm = (tags.get("method", "?"), tags.get("ssl", "?"))
+        ssl = tags.get("ssl", "?")
+        arm = (tags.get("method", "?"), ssl, ssl_terms(ssl, run.data.params))
         latest[arm][run.data.params.get("seed", run.info.run_id)] = run
     order = list(ARMS) + sorted(set(latest) - set(ARMS))
     results = []
     for arm in (a for a in order if a in latest):
         by_seed = latest[arm]
         results.append(ArmResult(
-            label=ARMS.get(arm, f"{arm[0]} + ssl={arm[1]}"), method=arm[0], ssl=arm[1], seeds=sorted(by_seed),
+            label=ARMS.get(arm, f"{arm[0]} + ssl={arm[1]} ({arm[2]})"), method=arm[0], ssl=arm[1], terms=arm[2],
+            seeds=sorted(by_seed),
             values={m: [r.data.metrics[m] for _, r in sorted(by_seed.items())] for m in METRICS},
         ))
     return results
@@ -111,11 +130,11 @@ def study_results(runs: Sequence[Any]) -> list[dict[str, str]]:
 def render(experiment: str, tracking_uri: str, arms: list[ArmResult], studies: list[dict[str, str]]) -> str:
     lines = [f"MLflow experiment `{experiment}` ({tracking_uri}); mean ± sample std over seeds, in %.", ""]
     if arms:
-        lines += ["| Method | `method` | `ssl` | seeds | " + " | ".join(METRICS.values()) + " |",
-                  "|---|---|---|---|" + "---|" * len(METRICS)]
+        lines += ["| Method | `method` | `ssl` | SSL terms | seeds | " + " | ".join(METRICS.values()) + " |",
+                  "|---|---|---|---|---|" + "---|" * len(METRICS)]
         for a in arms:
             cells = " | ".join(percent(a.values[m]) for m in METRICS)
-            lines.append(f"| {a.label} | {a.method} | {a.ssl} | {len(a.seeds)} ({', '.join(a.seeds)}) | {cells} |")
+            lines.append(f"| {a.label} | {a.method} | {a.ssl} | {a.terms} | {len(a.seeds)} ({', '.join(a.seeds)}) | {cells} |")
     else:
         lines.append("No finished runs with final metrics yet.")
     if studies:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The synthetic study (README.md beside this file), all on experiment=demo (synthetic world, tiny CLIP):
-#   1. baseline vs CLIP-ReID vs SVLL-ReID, STUDY_SEEDS seeds each: one Hydra multirun per method, so each method
-#      gets one MLflow parent run with a child run per seed;
+#   1. baseline vs CLIP-ReID vs SVLL-ReID, STUDY_SEEDS seeds each: one Hydra multirun per arm, so each arm
+#      gets one MLflow parent run with a child run per seed; then SVLL-ReID's ablation (each SSL term alone)
+#      and the negative-free SimSiam variant, over the same seeds;
 #   2. a STUDY_TRIALS-trial Optuna sweep of CLIP-ReID's stage-2 loss weights (conf/hparams_search/
 #      clipreid_loss_weights.yaml); it is resumable: re-running this script continues the stored study;
 #   3. report.py: mean ± std of mAP / rank-1 / mINP per method, written into README.md.
@@ -29,6 +30,9 @@ common+=("$@")
 "$PYTHON" -m reid.train -m "${common[@]}" method=baseline ssl=none "seed=${SEEDS}"
 "$PYTHON" -m reid.train -m "${common[@]}" method=clipreid ssl=none "seed=${SEEDS}"
 "$PYTHON" -m reid.train -m "${common[@]}" method=clipreid ssl=simclr "seed=${SEEDS}"
+"$PYTHON" -m reid.train -m "${common[@]}" method=clipreid ssl=simclr ssl.weight=0 "seed=${SEEDS}"       # language SSL only
+"$PYTHON" -m reid.train -m "${common[@]}" method=clipreid ssl=simclr ssl.lang_weight=0 "seed=${SEEDS}"  # vision SSL only
+"$PYTHON" -m reid.train -m "${common[@]}" method=clipreid ssl=simsiam "seed=${SEEDS}"
 
 # 2. Loss-weight search for CLIP-ReID (the preset selects method=clipreid; the study lives in outputs/optuna.db).
 "$PYTHON" -m reid.train -m "${common[@]}" hparams_search=clipreid_loss_weights "hydra.sweeper.n_trials=${TRIALS}"
