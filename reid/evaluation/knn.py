@@ -24,6 +24,7 @@ Backends:
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ import torch
 from reid.evaluation.distance import strict_fp32
 
 BACKENDS = ("auto", "faiss_cpu", "faiss_gpu", "torch")
+# faiss's loader logs at INFO which SIMD build it tried (with a traceback line when AVX2 is missing): noise in
+# every run log under Hydra's INFO logging, not a problem.
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 _UNIT_ROUNDOFF_FP32 = 2.0**-24
 _UNIT_ROUNDOFF_TF32 = 2.0**-11  # FAISS GPU may round GEMM inputs to TF32
 
