@@ -706,3 +706,26 @@ def validate_config(cfg: DictConfig) -> None:
     except OmegaConfBaseException as err:  # an interpolation that resolves to a wrong type
         raise _as_config_error(err) from None
     _raise(c.errors)
+
+
+def ineffective_settings(cfg: DictConfig) -> list[str]:
+    """Valid settings that change nothing in this composition: one sentence each, saying what to do instead.
+
+    A sweep such as ``-m ssl.weight=0.1,0.5`` on ``ssl=none`` would otherwise train identical runs without a word.
+    Call after :func:`validate_config`.
+    """
+    notes: list[str] = []
+    ssl, method = cfg.ssl, str(cfg.method.name)
+    if ssl.name == "none":
+        for key in ("weight", "lang_weight"):
+            if float(ssl[key]) != 0.0:
+                notes.append(
+                    f"ssl.{key}={ssl[key]} has no effect with ssl=none (plain {method}): "
+                    f"add ssl=simclr (SVLL-ReID) or ssl=simsiam to train with self-supervision"
+                )
+    elif method == "baseline" and float(ssl.lang_weight) != 0.0:
+        notes.append(
+            f"ssl.lang_weight={ssl.lang_weight} has no effect with method=baseline (no text side, no stage 1): "
+            f"only the vision term (ssl.weight) trains; use method=clipreid for the language term"
+        )
+    return notes

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
 from reid.builders import build_dataset, build_model, build_text_side, limit_test_set, seed_everything, to_plain
-from reid.config_schema import validate_config
+from reid.config_schema import ineffective_settings, validate_config
 from reid.data import summary_metrics
 from reid.data.formats.folder import write_label_maps
 from reid.data.loader import build_test_loader, build_train_loader
@@ -188,6 +188,11 @@ def _job(cfg: DictConfig, dist: DistContext) -> float:
     }
     if dist.distributed:
         tags["world_size"] = str(dist.world_size)
+    notes = ineffective_settings(cfg)
+    for note in notes if dist.is_main else ():
+        print(f"WARNING: {note}", flush=True)
+    if notes:  # on the run too, where a sweep's results are compared
+        tags["config_warnings"] = " | ".join(notes)
     parent = os.environ.get(PARENT_RUN_ENV)
     run_id = tracker.start(
         cfg.logger.get("run_name") or f"{cfg.method.name}-{cfg.dataset.name}-{cfg.backbone.name}",

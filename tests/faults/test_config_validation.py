@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from reid.config_schema import (
     COMPILE_MODES, EVAL_BACKENDS, NONFINITE_ACTIONS, OPTIMIZERS, PRECISIONS, SCHEDULER_PARAMS, ConfigError,
-    validate_config,
+    ineffective_settings, validate_config,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,26 @@ def _error(*overrides: str) -> str:
     ids=lambda o: " ".join(o) or "defaults",
 )
 def test_shipped_configs_are_valid(overrides: tuple[str, ...]) -> None:
-    validate_config(_cfg(*overrides))
+    cfg = _cfg(*overrides)
+    validate_config(cfg)
+    assert ineffective_settings(cfg) == []
+
+
+def test_settings_without_effect_are_named_with_the_fix() -> None:
+    # The design card's sweep on plain CLIP-ReID: both jobs would train the same model.
+    assert ineffective_settings(_demo_with("ssl.weight=0.1")) == [
+        "ssl.weight=0.1 has no effect with ssl=none (plain clipreid): "
+        "add ssl=simclr (SVLL-ReID) or ssl=simsiam to train with self-supervision"
+    ]
+    notes = ineffective_settings(_demo_with("ssl.weight=0.5", "ssl.lang_weight=2.0"))
+    assert [n.split(" has no effect")[0] for n in notes] == ["ssl.weight=0.5", "ssl.lang_weight=2.0"]
+    baseline = ineffective_settings(_cfg("experiment=demo", "method=baseline", "ssl=simclr"))
+    assert baseline == [
+        "ssl.lang_weight=0.8 has no effect with method=baseline (no text side, no stage 1): "
+        "only the vision term (ssl.weight) trains; use method=clipreid for the language term"
+    ]
+    assert ineffective_settings(_cfg("experiment=demo", "method=baseline", "ssl=simclr", "ssl.lang_weight=0")) == []
+    assert ineffective_settings(_cfg("experiment=demo", "ssl=simclr", "ssl.weight=0.1")) == []
 
 
 BAD_VALUES = [

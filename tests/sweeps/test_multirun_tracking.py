@@ -54,3 +54,7 @@ def test_two_job_multirun_nests_both_runs_under_one_parent(sweep_env: SweepEnv, 
         for m in sweep_env.final_metrics:
             assert 0.0 <= c.data.metrics[m] <= 1.0
         assert c.data.tags["reid.pid"] != parent.data.tags["reid.pid"]  # created in a joblib worker
+        # The design card's form as written sweeps a weight that plain CLIP-ReID (experiment=demo) does not use:
+        # each run says so where the sweep's results are compared.
+        weight = c.data.params["ssl.weight"]
+        assert c.data.tags["config_warnings"].startswith(f"ssl.weight={weight} has no effect with ssl=none")
