@@ -22,6 +22,7 @@ _PARAM_BATCH = 100
 # after the job, keeps them on runs that crash or are killed.
 RUN_TAGS_ENV = "REID_RUN_TAGS"
 RUN_PARAMS_ENV = "REID_RUN_PARAMS"
+RUN_NAME_SUFFIX_ENV = "REID_RUN_NAME_SUFFIX"  # a sweep child's "seed=2" / "trial 7", appended to its run name
 
 
 def _env_json(name: str) -> dict[str, str]:
@@ -61,6 +62,9 @@ class MlflowTracker(Tracker):
             self.run_id = run_id
             return run_id
         tags = {**_env_json(RUN_TAGS_ENV), **dict(tags)}
+        suffix = os.environ.get(RUN_NAME_SUFFIX_ENV)
+        if suffix:
+            run_name = f"{run_name} {suffix}"
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)

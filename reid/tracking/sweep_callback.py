@@ -47,6 +47,7 @@ ROLE_TAG = "reid.sweep"
 STUDY_TAG = "optuna.study_name"
 TRIAL_TAG = "optuna.trial_number"
 OVERRIDE_PREFIX = "override."
+SWEPT_KEYS_ENV = "REID_SWEPT_KEYS"  # JSON list of the keys a basic multirun varies, for the children's run names
 PARENT_FILTER = "tags.mlflow.parentRunId = '{}'"
 _STOCK_OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 
@@ -92,6 +93,22 @@ def job_override_params(lines: Sequence[str]) -> dict[str, str]:
         key = o.key_or_group if o.package is None else f"{o.key_or_group}@{o.package}"
         params[f"{OVERRIDE_PREFIX}{key}"] = "~deleted" if o.is_delete() else str(o.value())
     return params
+
+
+def swept_keys(lines: Sequence[str]) -> list[str]:
+    """The keys a multirun command line varies (``seed=1,2,3``, ``lr=range(1,3)``, ``ssl=choice(none,simclr)``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return [o.key_or_group for o in OverridesParser.create().parse_overrides(list(lines)) if o.is_sweep_override()]
+
+
+def child_run_suffix(config: DictConfig, trial: Any = None) -> str:
+    """What tells sibling runs apart in the MLflow runs list: ``trial 7`` (Optuna) or the swept values (``seed=2``)."""
+    if trial is not None:
+        return f"trial {trial}"
+    keys = json.loads(os.environ.get(SWEPT_KEYS_ENV, "[]"))
+    own = {k[len(OVERRIDE_PREFIX):]: v for k, v in job_override_params(config.hydra.overrides.task).items()}
+    return " ".join(f"{k}={own[k]}" for k in keys if k in own) or f"#{config.hydra.job.num}"
 
 
 def is_optuna(config: DictConfig) -> bool:
@@ -147,6 +164,7 @@ class MlflowSweepCallback(Callback):
         tracker.log_params(self._parent_params(config, optuna_sweep))
         self._previous_parent = os.environ.get(PARENT_RUN_ENV)
         os.environ[PARENT_RUN_ENV] = self.parent_run_id
+        os.environ[SWEPT_KEYS_ENV] = json.dumps([] if optuna_sweep else swept_keys(config.hydra.overrides.task))
         killed = self._mark_stale_runs_killed(tracker.client, tracker.experiment_id)
         log.info(f"MLflow parent run {self.parent_run_id} ({name}); marked {len(killed)} stale runs KILLED")
 
@@ -208,7 +226,7 @@ class MlflowSweepCallback(Callback):
         parent = self.parent_run_id or os.environ.get(PARENT_RUN_ENV)
         if not parent or OmegaConf.select(config, "logger.kind") != "mlflow":
             return
-        from reid.tracking.mlflow_tracker import RUN_PARAMS_ENV, RUN_TAGS_ENV
+        from reid.tracking.mlflow_tracker import RUN_NAME_SUFFIX_ENV, RUN_PARAMS_ENV, RUN_TAGS_ENV
 
         os.environ[PARENT_RUN_ENV] = parent
         tags = {
@@ -228,14 +246,15 @@ class MlflowSweepCallback(Callback):
             if trial is not None:
                 tags[TRIAL_TAG] = str(trial)
         params = job_override_params(config.hydra.overrides.task)
+        os.environ[RUN_NAME_SUFFIX_ENV] = child_run_suffix(config, tags.get(TRIAL_TAG))
         os.environ[RUN_TAGS_ENV] = json.dumps(tags)
         os.environ[RUN_PARAMS_ENV] = json.dumps(params)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        from reid.tracking.mlflow_tracker import RUN_PARAMS_ENV, RUN_TAGS_ENV
+        from reid.tracking.mlflow_tracker import RUN_NAME_SUFFIX_ENV, RUN_PARAMS_ENV, RUN_TAGS_ENV
 
-        os.environ.pop(RUN_TAGS_ENV, None)
-        os.environ.pop(RUN_PARAMS_ENV, None)
+        for name in (RUN_TAGS_ENV, RUN_PARAMS_ENV, RUN_NAME_SUFFIX_ENV):
+            os.environ.pop(name, None)
 
     # ------------------------------------------------------------------ sweeping process, at the end
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -92,6 +92,7 @@ def test_killed_study_resumes_to_exactly_n_trials(sweep_env: SweepEnv, storage_u
     ran_now = sorted(t.number for t in complete if t.number not in killed)
     assert sorted(int(r.data.tags["optuna.trial_number"]) for r in second_children) == ran_now
     for r in second_children:
+        assert r.info.run_name.endswith(f" trial {r.data.tags['optuna.trial_number']}")
         trial = next(t for t in trials if t.number == int(r.data.tags["optuna.trial_number"]))
         assert r.info.status == "FINISHED" and r.data.tags["optuna.study_name"] == STUDY
         assert r.data.metrics["mAP"] == pytest.approx(trial.value)

@@ -17,7 +17,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from reid.tracking import OPTUNA_STUDY_ENV, OPTUNA_TRIAL_ENV, PARENT_RUN_ENV
-from reid.tracking.mlflow_tracker import RUN_PARAMS_ENV, RUN_TAGS_ENV, MlflowTracker
+from reid.tracking.mlflow_tracker import RUN_NAME_SUFFIX_ENV, RUN_PARAMS_ENV, RUN_TAGS_ENV, MlflowTracker
 from reid.tracking.optuna_resume import (
     INTERRUPTED_ATTR,
     OWNER_HOST_ATTR,
@@ -30,12 +30,15 @@ from reid.tracking.optuna_resume import (
     trials_used,
 )
 from reid.tracking.sweep_callback import (
+    SWEPT_KEYS_ENV,
     MlflowSweepCallback,
+    child_run_suffix,
     job_override_params,
     machine_id,
     objective_direction,
     parse_override,
     save_study_plots,
+    swept_keys,
 )
 
 RESUMABLE = "reid.tracking.optuna_resume.ResumableOptunaSweeper"
@@ -45,7 +48,8 @@ SPACE = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
 @pytest.fixture(autouse=True)
 def no_sweep_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts without a sweep context in the environment (and leaves none behind)."""
-    for name in (PARENT_RUN_ENV, RUN_TAGS_ENV, RUN_PARAMS_ENV, OPTUNA_TRIAL_ENV, OPTUNA_STUDY_ENV):
+    for name in (PARENT_RUN_ENV, RUN_TAGS_ENV, RUN_PARAMS_ENV, RUN_NAME_SUFFIX_ENV, SWEPT_KEYS_ENV, OPTUNA_TRIAL_ENV,
+                 OPTUNA_STUDY_ENV):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -92,8 +96,20 @@ def test_a_worker_gets_the_parent_and_the_trial_from_the_pickled_callback() -> N
     assert tags["hydra.job.num"] == "3" and tags["reid.sweep"] == "child"
     assert tags["reid.pid"] == str(os.getpid()) and tags["reid.host"] == machine_id()
     assert json.loads(os.environ[RUN_PARAMS_ENV])["override.ssl.weight"] == "0.5"
+    assert os.environ[RUN_NAME_SUFFIX_ENV] == "trial 7"
     worker.on_job_end(config=job_config(), job_return=None)
-    assert RUN_TAGS_ENV not in os.environ and RUN_PARAMS_ENV not in os.environ
+    assert not {RUN_TAGS_ENV, RUN_PARAMS_ENV, RUN_NAME_SUFFIX_ENV} & set(os.environ)
+
+
+def test_child_runs_are_named_by_what_the_sweep_varies(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert swept_keys(["seed=1,2,3", "experiment=demo", "lr=range(1,3)", "+x=1", "a=[1,2]", "b=interval(0,1)"]) == [
+        "seed", "lr", "b"]
+    cfg = job_config()  # this job's overrides: ssl.weight=0.5, +dataset.options.num_train_ids=8, ...
+    monkeypatch.setenv(SWEPT_KEYS_ENV, json.dumps(["dataset.options.num_train_ids", "ssl.weight"]))
+    assert child_run_suffix(cfg) == "dataset.options.num_train_ids=8 ssl.weight=0.5"
+    assert child_run_suffix(cfg, trial="12") == "trial 12"
+    monkeypatch.setenv(SWEPT_KEYS_ENV, "[]")  # nothing swept on the command line (e.g. only a launcher change)
+    assert child_run_suffix(cfg) == "#3"
 
 
 def test_stock_optuna_sweeper_falls_back_to_the_job_number() -> None:
@@ -127,13 +143,14 @@ def test_objective_direction_follows_the_optuna_sweeper() -> None:
 def test_tracker_creates_the_run_with_the_callbacks_tags_and_params(mlflow_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(RUN_TAGS_ENV, json.dumps({"optuna.trial_number": "4"}))
     monkeypatch.setenv(RUN_PARAMS_ENV, json.dumps({"override.ssl.weight": "0.5"}))
+    monkeypatch.setenv(RUN_NAME_SUFFIX_ENV, "trial 4")
     tracker = MlflowTracker(mlflow_uri, "tracker-env")
     run_id = tracker.start("r", {"dataset": "synthetic"}, parent_run_id="p1")
     tracker.log_params({"ssl.weight": "0.5"})
     tracker.end()
     run = tracker.client.get_run(run_id)
     assert run.data.tags["optuna.trial_number"] == "4" and run.data.tags["dataset"] == "synthetic"
-    assert run.data.tags["mlflow.parentRunId"] == "p1"
+    assert run.data.tags["mlflow.parentRunId"] == "p1" and run.info.run_name == "r trial 4"
     assert run.data.params == {"override.ssl.weight": "0.5", "ssl.weight": "0.5"}
 
 
