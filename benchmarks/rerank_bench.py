@@ -63,59 +63,27 @@ def make_data(num_q: int, num_g: int, num_ids: int, num_cams: int, dim: int, noi
 # --- the dense public-style reference (float64, stable sort) ------------------------------
 
 
-def dense_public_float64(qf: np.ndarray, gf: np.ndarray, k1: int, k2: int, lambda_value: float) -> np.ndarray:
-    """The widely copied re_ranking loop, structure unchanged, with float64 arrays and a stable argsort."""
+def torch_sq_dists(feat: np.ndarray) -> np.ndarray:
+    """(N, N) float64 squared distances with one addmm, as the public code computes them."""
     import torch
 
-    query_num = qf.shape[0]
-    feat = torch.cat([torch.from_numpy(qf), torch.from_numpy(gf)]).double()
-    all_num = feat.shape[0]
-    sq = torch.pow(feat, 2).sum(dim=1, keepdim=True)
-    distmat = sq.expand(all_num, all_num) + sq.expand(all_num, all_num).t()
-    distmat.addmm_(feat, feat.t(), beta=1, alpha=-2)
-    original_dist = distmat.numpy()
-    del feat, distmat
-    gallery_num = original_dist.shape[0]
-    original_dist = np.transpose(original_dist / np.max(original_dist, axis=0))
-    V = np.zeros_like(original_dist)
-    initial_rank = np.argsort(original_dist, kind="stable").astype(np.int32)
-    for i in range(all_num):
-        forward = initial_rank[i, : k1 + 1]
-        backward = initial_rank[forward, : k1 + 1]
-        k_reciprocal = forward[np.where(backward == i)[0]]
-        expansion = k_reciprocal
-        for candidate in k_reciprocal:
-            half = int(np.around(k1 / 2))
-            c_forward = initial_rank[candidate, : half + 1]
-            c_backward = initial_rank[c_forward, : half + 1]
-            c_reciprocal = c_forward[np.where(c_backward == candidate)[0]]
-            if len(np.intersect1d(c_reciprocal, k_reciprocal)) > 2 / 3 * len(c_reciprocal):
-                expansion = np.append(expansion, c_reciprocal)
-        expansion = np.unique(expansion)
-        weight = np.exp(-original_dist[i, expansion])
-        V[i, expansion] = weight / np.sum(weight)
-    original_dist = original_dist[:query_num]
-    if k2 != 1:
-        V_qe = np.zeros_like(V)
-        for i in range(all_num):
-            V_qe[i, :] = np.mean(V[initial_rank[i, :k2], :], axis=0)
-        V = V_qe
-        del V_qe
-    del initial_rank
-    inv_index = [np.where(V[:, i] != 0)[0] for i in range(gallery_num)]
-    jaccard = np.zeros_like(original_dist)
-    for i in range(query_num):
-        temp_min = np.zeros(gallery_num)
-        nonzero = np.where(V[i, :] != 0)[0]
-        for e in nonzero:
-            temp_min[inv_index[e]] += np.minimum(V[i, e], V[inv_index[e], e])
-        jaccard[i] = 1 - temp_min / (2 - temp_min)
-    final = jaccard * (1 - lambda_value) + original_dist * lambda_value
-    return final[:, query_num:]
+    x = torch.from_numpy(feat)
+    sq = torch.pow(x, 2).sum(dim=1, keepdim=True)
+    n = x.shape[0]
+    distmat = sq.expand(n, n) + sq.expand(n, n).t()
+    distmat.addmm_(x, x.t(), beta=1, alpha=-2)
+    return distmat.numpy()
+
+
+def dense_public_float64(qf: np.ndarray, gf: np.ndarray, k1: int, k2: int, lambda_value: float) -> np.ndarray:
+    """The widely copied re_ranking loop (reid.evaluation.rerank_reference), float64, stable argsort."""
+    from reid.evaluation.rerank_reference import dense_re_ranking
+
+    return dense_re_ranking(qf, gf, k1, k2, lambda_value, torch_sq_dists)
 
 
 def dense_memory_bytes(num_q: int, num_g: int) -> dict[str, float]:
-    """Lower bound of what the dense float64 reference holds at once (arrays of the loop above)."""
+    """Lower bound of what the dense float64 reference holds at once (arrays of its loop)."""
     n = num_q + num_g
     parts = {
         "original_dist (N^2 float64)": 8.0 * n * n,

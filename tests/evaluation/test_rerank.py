@@ -10,6 +10,7 @@ import torch
 from reid.evaluation import evaluate, re_ranking
 from reid.evaluation.knn import float32_error_coeff, search
 from reid.evaluation.neighbours import SearchSettings, exact_neighbours
+from reid.evaluation.rerank_reference import dense_re_ranking
 
 BACKENDS = ["faiss_cpu", "torch"]
 
@@ -26,43 +27,7 @@ def dense_sq_dists(x: np.ndarray) -> np.ndarray:
 
 
 def reference_re_ranking(qf, gf, k1, k2, lambda_value):
-    query_num = qf.shape[0]
-    feat = np.vstack([qf, gf]).astype(np.float64)
-    all_num = feat.shape[0]
-    original_dist = dense_sq_dists(feat)
-    original_dist = np.transpose(original_dist / np.max(original_dist, axis=0))
-    V = np.zeros_like(original_dist)
-    initial_rank = np.argsort(original_dist, axis=1, kind="stable")
-    for i in range(all_num):
-        forward = initial_rank[i, : k1 + 1]
-        backward = initial_rank[forward, : k1 + 1]
-        k_reciprocal = forward[np.where(backward == i)[0]]
-        expansion = k_reciprocal
-        for candidate in k_reciprocal:
-            half = int(np.around(k1 / 2))
-            c_forward = initial_rank[candidate, : half + 1]
-            c_backward = initial_rank[c_forward, : half + 1]
-            c_reciprocal = c_forward[np.where(c_backward == candidate)[0]]
-            if len(np.intersect1d(c_reciprocal, k_reciprocal)) > 2 / 3 * len(c_reciprocal):
-                expansion = np.append(expansion, c_reciprocal)
-        expansion = np.unique(expansion)
-        weight = np.exp(-original_dist[i, expansion])
-        V[i, expansion] = weight / np.sum(weight)
-    original_dist = original_dist[:query_num]
-    if k2 != 1:
-        V_qe = np.zeros_like(V)
-        for i in range(all_num):
-            V_qe[i] = np.mean(V[initial_rank[i, :k2], :], axis=0)
-        V = V_qe
-    inv_index = [np.where(V[:, i] != 0)[0] for i in range(all_num)]
-    jaccard = np.zeros_like(original_dist)
-    for i in range(query_num):
-        temp_min = np.zeros(all_num)
-        for e in np.where(V[i] != 0)[0]:
-            temp_min[inv_index[e]] += np.minimum(V[i, e], V[inv_index[e], e])
-        jaccard[i] = 1 - temp_min / (2 - temp_min)
-    final = jaccard * (1 - lambda_value) + original_dist * lambda_value
-    return final[:, query_num:]
+    return dense_re_ranking(qf, gf, k1, k2, lambda_value, dense_sq_dists)
 
 
 # --- Data: L2-normalised clustered features with exact duplicates ------------------------
