@@ -26,15 +26,8 @@ from reid.engine.speed import COMPILE_MODES, apply_speed_settings, fused_optimiz
 from reid.models.clip_loader import load_clip
 from reid.models.reid_model import ReIDModel
 from reid.models.vit_encoder import ClipViTEncoder
+from tests.shared import TINY_CLIP
 
-# The tiny CLIP of tests/models/conftest.py (TINY), repeated here: conftest modules are not importable by name.
-TINY = {
-    "projection_dim": 32,
-    "vision": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 2,
-               "image_size": 32, "patch_size": 8},
-    "text": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-             "max_position_embeddings": 77, "vocab_size": 49408},
-}
 SIZE = (64, 32)  # ReID input (H, W): a 8x4 patch grid + the class token
 IDS, K = 4, 4    # PK batch: 4 identities x 4 images
 CPU = torch.device("cpu")
@@ -45,7 +38,7 @@ RTOL = {"bf16": BF16_RTOL, "fp16": FP16_RTOL}
 
 def build_model(attn: str = "sdpa", seed: int = 0) -> ReIDModel:
     torch.manual_seed(seed)
-    clip = load_clip(None, TINY, attn_implementation=attn)
+    clip = load_clip(None, TINY_CLIP, attn_implementation=attn)
     encoder = ClipViTEncoder(clip.vision_model, clip.visual_projection, SIZE, stride=8, mid_depth=2)
     return ReIDModel(encoder, IDS, classifier_std=0.001)
 
@@ -57,13 +50,26 @@ def batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 
 def objective() -> ImageObjective:
     g = torch.Generator().manual_seed(2)
-    text = torch.randn(IDS, TINY["projection_dim"], generator=g)
+    text = torch.randn(IDS, TINY_CLIP["projection_dim"], generator=g)
     # conf/loss/clipreid.yaml: 0.25·ID + 1·triplet (three depths) + 1·i2t, smoothing 0.1, margin 0.3
     return ImageObjective(ImageLossConfig(0.25, 1.0, 1.0, 0.1, 0.3), text_classifier=text)
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+def assert_same_training_step(
+    model: torch.nn.Module, ref_model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor
+) -> None:
+    """One training forward + backward of both models: the same loss (1e-5) and the same gradients."""
+    obj = objective()
+    ref_loss = obj(ref_model.train()(images), labels)["loss"]
+    loss = obj(model.train()(images), labels)["loss"]
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-6)
+    loss.backward()
+    ref_loss.backward()
+    assert_same_gradients(model, ref_model)
 
 
 def assert_same_gradients(model: torch.nn.Module, ref_model: torch.nn.Module, rtol: float = 1e-4) -> None:
@@ -169,7 +175,7 @@ def test_attention_implementation_is_honoured_and_agrees(monkeypatch, tmp_path):
     torch.testing.assert_close(out_sdpa, out_eager, rtol=1e-5, atol=1e-5)
     # from_pretrained honours it too (the path of backbone.pretrained, e.g. openai/clip-vit-base-patch16)
     torch.manual_seed(0)
-    load_clip(None, TINY, attn_implementation="sdpa").save_pretrained(tmp_path)
+    load_clip(None, TINY_CLIP, attn_implementation="sdpa").save_pretrained(tmp_path)
     for impl in ("eager", "sdpa"):
         clip = load_clip(str(tmp_path), attn_implementation=impl)
         layers = list(clip.vision_model.encoder.layers) + list(clip.text_model.encoder.layers)
@@ -253,13 +259,7 @@ def test_channels_last_on_a_conv_backbone_leaves_outputs_unchanged():
     images, labels = batch()
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(images), ref_model.eval()(images), rtol=1e-5, atol=1e-5)
-    obj = objective()
-    ref_loss = obj(ref_model.train()(images), labels)["loss"]
-    loss = obj(model.train()(images), labels)["loss"]
-    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-6)
-    loss.backward()
-    ref_loss.backward()
-    assert_same_gradients(model, ref_model)
+    assert_same_training_step(model, ref_model, images, labels)
 
 
 def test_compile_switch_validates_mode_and_keeps_state_dict_keys():
@@ -291,11 +291,5 @@ def test_compiled_encoder_matches_eager():
     compile_s = time.perf_counter() - started
     with torch.no_grad():
         torch.testing.assert_close(out, ref_model.eval()(images), rtol=1e-5, atol=1e-5)
-    obj = objective()
-    ref_loss = obj(ref_model.train()(images), labels)["loss"]
-    loss = obj(model.train()(images), labels)["loss"]
-    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-6)
-    loss.backward()
-    ref_loss.backward()
-    assert_same_gradients(model, ref_model)
+    assert_same_training_step(model, ref_model, images, labels)
     print(f"compile + first forward: {compile_s:.1f} s")

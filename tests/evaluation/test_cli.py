@@ -20,15 +20,10 @@ import pytest
 import torch
 
 from tests.evaluation.cli_helpers import METRICS, _parse_results, _run
+from tests.shared import TINY_WORLD
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
-TINY_WORLD = (
-    "dataset.options.num_train_ids=8",
-    "dataset.options.num_test_ids=8",
-    "dataset.options.num_distractors=8",
-    "dataset.options.num_junk=8",
-)
 TRAIN = ("experiment=demo", "debug=fast", "backbone=clip_tiny", "eval.at_start=false", "eval.plots=false", *TINY_WORLD)
 EXPERIMENT = "cli"
 

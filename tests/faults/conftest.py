@@ -23,15 +23,11 @@ from typing import Any
 
 import pytest
 
+from tests.shared import TINY_WORLD
+
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
 
-TINY_WORLD = (
-    "dataset.options.num_train_ids=8",
-    "dataset.options.num_test_ids=8",
-    "dataset.options.num_distractors=8",
-    "dataset.options.num_junk=8",
-)
 # The job every test trains (subprocess or in process) on the tiny world; tests add paths, logger and the fault.
 JOB_SETTINGS = (
     "experiment=demo",

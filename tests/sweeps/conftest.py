@@ -20,16 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared import TINY_WORLD
+
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
 
-# A world just big enough for one P×K batch (8 identities × 4 images) and a meaningful evaluation.
-TINY_WORLD = (
-    "dataset.options.num_train_ids=8",
-    "dataset.options.num_test_ids=8",
-    "dataset.options.num_distractors=8",
-    "dataset.options.num_junk=8",
-)
 # The smoke configuration every sweep job runs. These tests check tracking and study bookkeeping, not the methods:
 # the randomly initialised tiny CLIP (no caption pretraining) and the baseline (no prompt stage) keep jobs to
 # seconds; plots and the untrained evaluation are off.
