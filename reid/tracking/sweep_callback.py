@@ -102,13 +102,16 @@ def swept_keys(lines: Sequence[str]) -> list[str]:
     return [o.key_or_group for o in OverridesParser.create().parse_overrides(list(lines)) if o.is_sweep_override()]
 
 
-def child_run_suffix(config: DictConfig, trial: Any = None) -> str:
-    """What tells sibling runs apart in the MLflow runs list: ``trial 7`` (Optuna) or the swept values (``seed=2``)."""
+def child_run_suffix(override_params: dict[str, str], job_num: Any, trial: Any = None) -> str:
+    """What tells sibling runs apart in the MLflow runs list: ``trial 7`` (Optuna) or the swept values (``seed=2``).
+
+    ``override_params``: the job's :func:`job_override_params`; the swept keys come from the sweeping process.
+    """
     if trial is not None:
         return f"trial {trial}"
     keys = json.loads(os.environ.get(SWEPT_KEYS_ENV, "[]"))
-    own = {k[len(OVERRIDE_PREFIX):]: v for k, v in job_override_params(config.hydra.overrides.task).items()}
-    return " ".join(f"{k}={own[k]}" for k in keys if k in own) or f"#{config.hydra.job.num}"
+    own = {k[len(OVERRIDE_PREFIX):]: v for k, v in override_params.items()}
+    return " ".join(f"{k}={own[k]}" for k in keys if k in own) or f"#{job_num}"
 
 
 def is_optuna(config: DictConfig) -> bool:
@@ -246,7 +249,7 @@ class MlflowSweepCallback(Callback):
             if trial is not None:
                 tags[TRIAL_TAG] = str(trial)
         params = job_override_params(config.hydra.overrides.task)
-        os.environ[RUN_NAME_SUFFIX_ENV] = child_run_suffix(config, tags.get(TRIAL_TAG))
+        os.environ[RUN_NAME_SUFFIX_ENV] = child_run_suffix(params, config.hydra.job.num, tags.get(TRIAL_TAG))
         os.environ[RUN_TAGS_ENV] = json.dumps(tags)
         os.environ[RUN_PARAMS_ENV] = json.dumps(params)
 

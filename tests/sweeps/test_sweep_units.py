@@ -105,11 +105,12 @@ def test_child_runs_are_named_by_what_the_sweep_varies(monkeypatch: pytest.Monke
     assert swept_keys(["seed=1,2,3", "experiment=demo", "lr=range(1,3)", "+x=1", "a=[1,2]", "b=interval(0,1)"]) == [
         "seed", "lr", "b"]
     cfg = job_config()  # this job's overrides: ssl.weight=0.5, +dataset.options.num_train_ids=8, ...
+    own = job_override_params(cfg.hydra.overrides.task)
     monkeypatch.setenv(SWEPT_KEYS_ENV, json.dumps(["dataset.options.num_train_ids", "ssl.weight"]))
-    assert child_run_suffix(cfg) == "dataset.options.num_train_ids=8 ssl.weight=0.5"
-    assert child_run_suffix(cfg, trial="12") == "trial 12"
+    assert child_run_suffix(own, 3) == "dataset.options.num_train_ids=8 ssl.weight=0.5"
+    assert child_run_suffix(own, 3, trial="12") == "trial 12"
     monkeypatch.setenv(SWEPT_KEYS_ENV, "[]")  # nothing swept on the command line (e.g. only a launcher change)
-    assert child_run_suffix(cfg) == "#3"
+    assert child_run_suffix(own, 3) == "#3"
 
 
 def test_stock_optuna_sweeper_falls_back_to_the_job_number() -> None:
