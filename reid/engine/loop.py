@@ -17,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from reid.engine.checkpoint import Checkpointer
-from reid.engine.faults import NonFinitePolicy, Preempted, SigtermFlag, first_nonfinite, inject_nonfinite
+from reid.engine.faults import NonFinitePolicy, Preempted, SigtermFlag, first_nonfinite, hold_point, inject_nonfinite
 from reid.engine.precision import Precision
 from reid.tracking.base import Tracker
 
@@ -88,6 +88,7 @@ class StageLoop:
         for i, batch in enumerate(self.batches(epoch, begin), start=begin):
             if i >= total:
                 break
+            hold_point(self.name, epoch, i + 1, stop=lambda: sigterm.raised)  # test barrier, a no-op unless REID_HOLD_AT is set
             with self.precision.autocast():
                 terms = self.step(batch)
             terms = inject_nonfinite(terms, self.name, epoch, i + 1)  # test hook, a no-op unless REID_INJECT_NONFINITE is set

@@ -3,7 +3,8 @@
 Two ranks train the baseline on a tiny synthetic world with DistributedDataParallel, evaluate with
 sharded feature extraction and all-gather, and only rank 0 logs to MLflow and writes checkpoints.
 The gathered evaluation must equal a single-process evaluation of the saved model. A second job is
-stopped with SIGTERM (what torchrun forwards on preemption) after its first checkpoint and re-run.
+stopped with SIGTERM (what torchrun forwards on preemption) while held at stage 2's second epoch by the run's test
+barrier (so the signal never races the job's progress), then re-run.
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from reid.builders import build_dataset, limit_test_set
+from reid.engine.checkpoint import Checkpointer
 from reid.inference import load_run
 from reid.pipeline import FINAL_METRICS, Evaluator
+from tests.shared import HoldBarrier
 
 ROOT = Path(__file__).resolve().parents[2]
 WORLD = 2
@@ -36,7 +39,7 @@ TIMEOUT_S = 900  # one torchrun job on a loaded 2-core machine
 RANK_MAP = re.compile(r"^\[rank (\d)/2\] final mAP=([0-9.]+)$", re.M)
 
 
-def _env() -> dict[str, str]:
+def _env(**extra: str) -> dict[str, str]:
     """This checkout first on the path; no torchrun or sweep variables inherited from the test process.
 
     Jobs run with the test's temporary folder as working directory (their ``paths.root_dir``), so MLflow's
@@ -44,7 +47,7 @@ def _env() -> dict[str, str]:
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("REID_") and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env.update(PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env.update(PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", **extra)
     return env
 
 
@@ -129,28 +132,29 @@ def test_gathered_evaluation_equals_single_process_evaluation(ddp_job, world):
 
 
 def test_resume_after_sigterm_under_ddp(world, ddp_job):
-    """Stop a 3-epoch job once its first checkpoint exists; the re-run resumes it to the end in the same MLflow run."""
+    """Stop a 3-epoch job held before stage 2's epoch 2; the re-run resumes it to the end in the same MLflow run."""
     del ddp_job  # runs after it, reusing its synthetic world
     overrides = ("limits.epochs=3", "limits.steps_per_epoch=0", "eval.at_start=false")
     cmd = _command(world, "resume", *overrides)
     checkpoints = world / "resume" / "run" / "checkpoints"
-    first_ckpt = checkpoints / "ckpt_stage2_e0001.pt"
     (world / "resume").mkdir()
-    log = (world / "resume" / "first.log").open("w")
-    proc = subprocess.Popen(cmd, cwd=world, env=_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        while not first_ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert first_ckpt.exists(), "the first job wrote no checkpoint"
-        proc.send_signal(signal.SIGTERM)  # torchrun forwards it to both ranks
-        first_rc = proc.wait(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
+    log_path = world / "resume" / "first.log"
+    barrier = HoldBarrier(world / "resume" / "hold")
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=world, env=_env(**barrier.env("stage2:2:1")), stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            barrier.wait_held(proc, log_path, timeout_s=TIMEOUT_S)  # a rank is parked: epoch 1 is checkpointed
+            proc.send_signal(signal.SIGTERM)  # torchrun forwards it to both ranks; the flag also ends the hold
+            first_rc = proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     first_output = (world / "resume" / "first.log").read_text()
     assert first_rc != 0, f"the job finished before it could be stopped:\n{first_output[-4000:]}"
+    stopped = Checkpointer.load(checkpoints / "ckpt_stage2_e0002.pt")  # the ranks agreed to stop after one step
+    assert (stopped["epoch"], stopped["batch"], stopped["complete"]) == (2, 1, False)
     assert not (checkpoints / "ckpt_stage2_e0003.pt").exists()
     _, runs = _runs(world, "resume")
     assert len(runs) == 1 and runs[0].info.status != "FINISHED"

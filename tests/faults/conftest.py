@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +51,6 @@ FINAL_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
 LAST_CHECKPOINT = "ckpt_stage2_e0003.pt"  # stage 2's last epoch: exists only once a job has finished training
 
 JOB_TIMEOUT_S = 600  # one training subprocess on a loaded 2-core machine
-POLL_S = 0.05
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -93,25 +91,14 @@ class FaultEnv:
         return done
 
     @staticmethod
-    def start(cmd: list[str], log: Path) -> subprocess.Popen:
-        """Start a job in its own session (so a signal reaches only it), output to ``log``."""
+    def start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start a job in its own session (so a signal reaches only it), output to ``log``; ``env`` adds variables
+        (a hold barrier's)."""
         with log.open("w") as out:
             return subprocess.Popen(
-                cmd, cwd=ROOT, env=job_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                cmd, cwd=ROOT, env={**job_env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-
-    @staticmethod
-    def wait_until(condition: Callable[[], bool], proc: subprocess.Popen, log: Path, what: str) -> None:
-        """Poll ``condition``; fail if the job exits first or the time runs out."""
-        deadline = time.monotonic() + JOB_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            if proc.poll() is not None:
-                pytest.fail(f"the job exited ({proc.returncode}) before {what}:\n{log.read_text()[-6000:]}")
-            time.sleep(POLL_S)
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-6000:]}")
 
     def runs(self, experiment: str, mlflow_uri: str | None = None) -> list[Any]:
         """Every MLflow run of ``experiment`` in the session's store (or in ``mlflow_uri``)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reid.engine.checkpoint import Checkpointer, latest_checkpoint, list_checkpoints
+from tests.shared import HoldBarrier
 
 if TYPE_CHECKING:
     from conftest import FaultEnv, Reference
@@ -30,13 +31,14 @@ def _resume_and_compare(fault_env: FaultEnv, cmd: list[str], run_dir: Path, expe
 def test_sigkill_then_same_command_resumes_exactly(fault_env: FaultEnv, reference: Reference, tmp_path: Path) -> None:
     run_dir, log = tmp_path / "run", tmp_path / "killed.log"
     cmd = fault_env.command(run_dir, "sigkill")
-    proc = fault_env.start(cmd, log)
-    fault_env.wait_until(lambda: bool(list_checkpoints(run_dir / "checkpoints")), proc, log, "the first checkpoint")
+    barrier = HoldBarrier(tmp_path / "hold")
+    proc = fault_env.start(cmd, log, env=barrier.env("stage2:2:1"))  # parked after stage 2's first epoch
+    barrier.wait_held(proc, log)
     proc.send_signal(signal.SIGKILL)  # no handler, no cleanup: the harshest interruption
     assert proc.wait(timeout=60) == -signal.SIGKILL
 
     names = [p.name for p in list_checkpoints(run_dir / "checkpoints")]
-    assert names and fault_env.final_checkpoint not in names, f"the job was not interrupted mid-run: {names}"
+    assert names == ["ckpt_stage1_e0001.pt", "ckpt_stage1_e0002.pt", "ckpt_stage2_e0001.pt"]  # stage 2 is mid-run
     run_id = Checkpointer.load(latest_checkpoint(run_dir / "checkpoints"))["mlflow_run_id"]
     assert fault_env.only_run("sigkill").info.status == "RUNNING"  # nobody could close it
 
@@ -48,12 +50,11 @@ def test_sigterm_mid_epoch_checkpoints_exits_cleanly_and_resumes_exactly(
 ) -> None:
     run_dir, log = tmp_path / "run", tmp_path / "preempted.log"
     cmd = fault_env.command(run_dir, "sigterm")
-    proc = fault_env.start(cmd, log)
-    # After stage 2's first epoch the job is inside epoch 2 (or, at the latest, starting epoch 3) of 3.
-    first = run_dir / "checkpoints" / "ckpt_stage2_e0001.pt"
-    fault_env.wait_until(first.is_file, proc, log, "stage 2's first checkpoint")
+    barrier = HoldBarrier(tmp_path / "hold")
+    proc = fault_env.start(cmd, log, env=barrier.env("stage2:2:2"))  # parked before stage 2's epoch 2, step 2
+    barrier.wait_held(proc, log)
     proc.send_signal(signal.SIGTERM)  # what SLURM / Kubernetes send before they kill a preempted job
-    assert proc.wait(timeout=300) == PREEMPTED_EXIT_CODE, log.read_text()[-4000:]
+    assert proc.wait(timeout=300) == PREEMPTED_EXIT_CODE, log.read_text()[-4000:]  # the signal itself releases it
 
     out = log.read_text()
     assert "Traceback" not in out, out[-4000:]
@@ -61,7 +62,8 @@ def test_sigterm_mid_epoch_checkpoints_exits_cleanly_and_resumes_exactly(
     saved = latest_checkpoint(run_dir / "checkpoints")
     assert f"checkpoint written to {saved}" in out
     state = Checkpointer.load(saved)
-    assert state["stage"] == "stage2" and state["complete"] is False and state["batch"] >= 1
+    # The step it was held before runs, then the loop sees the flag: a mid-epoch checkpoint after exactly that step.
+    assert (state["stage"], state["epoch"], state["batch"], state["complete"]) == ("stage2", 2, 2, False)
     assert f"stage2 epoch {state['epoch']} step {state['batch']};" in out
     run = fault_env.only_run("sigterm")
     assert run.info.run_id == state["mlflow_run_id"] and run.info.status == "KILLED"

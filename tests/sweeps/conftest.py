@@ -13,8 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,6 @@ FAST_JOB = (
 FINAL_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
 
 SWEEP_TIMEOUT_S = 900  # a whole sweep subprocess, on a loaded 2-core machine
-POLL_S = 0.5
 MAX_RUNS = 1000  # per experiment; the tests create a handful
 
 # PostgreSQL for the shared-storage test; REID_PG_BIN points elsewhere on other distributions.
@@ -75,10 +73,14 @@ class SweepEnv:
         assert done.returncode == 0, f"sweep exited {done.returncode}:\n{(done.stdout + done.stderr)[-6000:]}"
         return done
 
-    def start(self, cmd: list[str], log: Path) -> subprocess.Popen:
-        """Start a sweep in its own process group (so it can be killed whole), output to ``log``."""
+    def start(self, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start a sweep in its own process group (so it can be killed whole), output to ``log``; ``env`` adds
+        variables (a hold barrier's)."""
         with log.open("w") as out:
-            return subprocess.Popen(cmd, cwd=ROOT, env=_clean_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            return subprocess.Popen(
+                cmd, cwd=ROOT, env={**_clean_env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     @staticmethod
     def kill(proc: subprocess.Popen) -> None:
@@ -86,18 +88,6 @@ class SweepEnv:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=SWEEP_TIMEOUT_S)
-
-    def wait_until(self, condition: Callable[[], bool], proc: subprocess.Popen, log: Path, what: str) -> None:
-        """Poll ``condition`` until true; fail if the sweep exits first or the time runs out."""
-        deadline = time.monotonic() + SWEEP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            if proc.poll() is not None:
-                pytest.fail(f"the sweep exited ({proc.returncode}) before {what}:\n{log.read_text()[-6000:]}")
-            time.sleep(POLL_S)
-        self.kill(proc)
-        pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-6000:]}")
 
     def runs(self, experiment: str) -> list:
         """Every run of an MLflow experiment in the session's store (parents and children)."""

@@ -1,7 +1,8 @@
 """An Optuna sweep killed mid-trial and re-run with the same command ends with exactly n_trials COMPLETE trials.
 
 Once on SQLite and once on PostgreSQL (the storage several machines share). The kill is SIGKILL of the whole
-process group while the second trial runs: no cleanup code runs, the trial stays RUNNING in the study and its
+process group while the second trial runs (held at its first step by the run's test barrier, so the kill never races
+the trial's progress): no cleanup code runs, the trial stays RUNNING in the study and its
 MLflow runs stay RUNNING, as after a crashed machine. The re-run must reclaim that trial (FAIL, marked interrupted,
 its parameters retried), not replay the first run's sampler draws, and run only the remaining trials.
 """
@@ -15,6 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from reid.tracking.optuna_resume import INTERRUPTED_ATTR, OWNER_PID_ATTR, RETRY_OF_ATTR
+from tests.shared import HoldBarrier
 
 if TYPE_CHECKING:
     from conftest import SweepEnv
@@ -37,28 +39,25 @@ def test_killed_study_resumes_to_exactly_n_trials(sweep_env: SweepEnv, storage_u
         experiment, tmp_path / "sweep", "hparams_search=lr_warmup", f"optuna_storage={storage_url}",
         f"hydra.sweeper.study_name={STUDY}", f"hydra.sweeper.n_trials={N_TRIALS}",
     )
-    storage = optuna.storages.RDBStorage(storage_url)  # schema made here, so the poller never races the sweep's
+    storage = optuna.storages.RDBStorage(storage_url)  # schema made here, before the sweep runs
 
     def study_trials() -> list[optuna.trial.FrozenTrial]:
         if STUDY not in {s.study_name for s in storage.get_all_studies()}:
             return []
         return optuna.load_study(study_name=STUDY, storage=storage).get_trials(deepcopy=False)
 
-    def second_trial_running() -> bool:
-        trials = study_trials()
-        done = [t for t in trials if t.state == TrialState.COMPLETE]
-        running = [t for t in trials if t.state == TrialState.RUNNING and OWNER_PID_ATTR in t.user_attrs]
-        return len(done) >= 1 and len(running) >= 1
-
     log = tmp_path / "first.log"
-    proc = sweep_env.start(cmd, log)
+    barrier = HoldBarrier(tmp_path / "hold")
+    proc = sweep_env.start(cmd, log, env=barrier.env("stage2:1:1", trial=1))  # trial 1 waits before its first step
     try:
-        sweep_env.wait_until(second_trial_running, proc, log, "the first trial completes and the second runs")
+        held = barrier.wait_held(proc, log)
     finally:
         sweep_env.kill(proc)
+    assert held["stage"] == "stage2" and held["epoch"] == 1 and held["step"] == 1
     killed = {t.number: t for t in study_trials()}
     stale = [t for t in killed.values() if t.state == TrialState.RUNNING]
-    assert len(stale) == 1
+    assert [t.number for t in stale] == [1] and OWNER_PID_ATTR in stale[0].user_attrs
+    assert [t.number for t in killed.values() if t.state == TrialState.COMPLETE] == [0]
 
     sweep_env.run(cmd)  # the same command again
 
