@@ -51,7 +51,7 @@ ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 NECK_FEATS = ("before", "after")  # reid.models.reid_model.ReIDModel
 TRIPLET_TAPS = ("mid", "last", "proj")  # reid.engine.objectives
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # reid.engine.speed
-SSL_NAMES = ("none", "simclr", "simsiam")
+SSL_NAMES = ("none", "simclr", "simsiam", "simsiam_projector")
 SSL_FAMILIES = ("simclr", "simsiam")
 RESUME_WORDS = ("auto", "true", "false", "never")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -236,7 +236,7 @@ class SslVisionSchema:
     erase_p: float = MISSING
     erase_area: List[float] = MISSING
     erase_ratio: List[float] = MISSING
-    projector: ProjectorSchema = field(default_factory=ProjectorSchema)
+    projector: Optional[ProjectorSchema] = field(default_factory=ProjectorSchema)  # null: SimSiam on the raw feature
     svll_init: bool = True
 
 
@@ -666,14 +666,22 @@ def _check_ssl(c: _Checks, s: DictConfig) -> None:
             c.errors.append("ssl.predictor_hidden is required by the simsiam family")
         else:
             c.number("ssl.predictor_hidden", s.predictor_hidden, 1)
-    if s.temperature is None:
-        c.errors.append(f"ssl.temperature is required by ssl {s.name}")
-    else:
-        c.number("ssl.temperature", s.temperature, 0, low_open=True)
+    if s.family == "simclr":
+        if s.temperature is None:
+            c.errors.append(f"ssl.temperature is required by ssl {s.name}")
+        else:
+            c.number("ssl.temperature", s.temperature, 0, low_open=True)
+    weights = {"lang": s.lang_weight, "vision": s.weight}
     for branch in ("lang", "vision"):
         node = s[branch]
         if node is None:
-            c.errors.append(f"ssl.{branch} is required by ssl {s.name}")
+            if isinstance(weights[branch], (int, float)) and weights[branch] != 0:
+                key = "ssl.lang_weight" if branch == "lang" else "ssl.weight"
+                c.errors.append(f"ssl.{branch} is required by ssl {s.name} when {key} is not 0")
+            continue
+        if node.projector is None:
+            if s.family == "simclr":
+                c.errors.append(f"ssl.{branch}.projector is required by the simclr family")
             continue
         c.number(f"ssl.{branch}.projector.hidden", node.projector.hidden, 1)
         c.number(f"ssl.{branch}.projector.out", node.projector.out, 1)

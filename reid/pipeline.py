@@ -227,11 +227,15 @@ def _resume_into(loop_objects: dict[str, Any], state: dict[str, Any]) -> tuple[i
 
 
 def _ssl_head(ssl: DictConfig, branch: DictConfig, in_dim: int, svll_init: bool) -> SSLHead:
-    proj = ProjectionMLP(in_dim, int(branch.projector.hidden), int(branch.projector.out), svll_init=svll_init)
+    proj, out_dim = None, in_dim
+    if branch.get("projector") is not None:
+        out_dim = int(branch.projector.out)
+        proj = ProjectionMLP(in_dim, int(branch.projector.hidden), out_dim, svll_init=svll_init)
     predictor = None
     if ssl.family == "simsiam":
-        predictor = SimSiamPredictor(int(branch.projector.out), int(ssl.predictor_hidden))
-    return SSLHead(ssl.family, proj, float(ssl.temperature), predictor)
+        predictor = SimSiamPredictor(out_dim, int(ssl.predictor_hidden))
+    temperature = float(ssl.temperature) if ssl.get("temperature") is not None else None
+    return SSLHead(ssl.family, proj, temperature, predictor)
 
 
 def _optimizer_and_scheduler(stage_cfg: DictConfig, named, epochs: int, fused: bool | None = None):

@@ -24,18 +24,29 @@ def mask_prompts(prompts: torch.Tensor, mask_prob: float, generator: torch.Gener
 
 
 class SSLHead(nn.Module):
-    """Projector (+ SimSiam predictor) and the family's loss on two views."""
+    """An optional projector (+ the SimSiam predictor) and the family's loss on two views.
 
-    def __init__(self, family: str, projector: nn.Module, temperature: float, predictor: nn.Module | None = None):
+    SimCLR: NT-Xent on the projections. SimSiam: −½[cos(p1, sg(z2)) + cos(p2, sg(z1))] with p = predictor(z); z is
+    the projection, or the raw feature when there is no projector (SVLL-ReID's form: the image class token).
+    """
+
+    def __init__(
+        self, family: str, projector: nn.Module | None, temperature: float | None = None,
+        predictor: nn.Module | None = None,
+    ):
         super().__init__()
         if family not in ("simclr", "simsiam"):
             raise ValueError(f"ssl family must be simclr or simsiam, got {family!r}")
         if family == "simsiam" and predictor is None:
             raise ValueError("simsiam needs a predictor")
+        if family == "simclr" and (projector is None or temperature is None):
+            raise ValueError("simclr needs a projector and a temperature")
         self.family, self.projector, self.predictor, self.temperature = family, projector, predictor, temperature
 
     def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
-        z1, z2 = self.projector(v1.float()), self.projector(v2.float())
+        z1, z2 = v1.float(), v2.float()
+        if self.projector is not None:
+            z1, z2 = self.projector(z1), self.projector(z2)
         if self.family == "simclr":
             with torch.autocast(device_type=z1.device.type, enabled=False):  # loss arithmetic in fp32 (objectives.py)
                 return nt_xent(z1, z2, self.temperature)

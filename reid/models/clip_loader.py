@@ -1,4 +1,4 @@
-"""Load a HF ``CLIPModel``: from a local directory, the HF cache, or a config (random init).
+"""Load a HF ``CLIPModel``: from a local directory, the HF cache, OpenAI's ``.pt`` file, or a config (random init).
 
 One code path for the tiny embedded model and OpenAI's ViT-B/16, so what is
 tested on the tiny model is what runs on the real weights.
@@ -37,7 +37,8 @@ def load_clip(
     attn_implementation: str = "sdpa",
     cache_dir: str | None = None,
 ) -> CLIPModel:
-    """Load weights from ``pretrained`` (a directory or a hub id already in the cache), else build from ``config``.
+    """Load weights from ``pretrained`` (a directory, a hub id already in the cache, or an OpenAI ``.pt`` file),
+    else build from ``config``.
 
     Never downloads: this project runs offline, so a missing checkpoint is an
     error that says where we looked and how to put the files there.
@@ -45,6 +46,10 @@ def load_clip(
     if pretrained:
         where = Path(pretrained).expanduser()
         looked = [str(where)] if where.exists() or os.sep in pretrained or pretrained.startswith(".") else []
+        if where.is_file():  # OpenAI's own file (ViT-B-16.pt): converted to HF's layout in memory
+            from reid.weights.openai_files import clip_model_from_openai, read_openai_file
+
+            return clip_model_from_openai(read_openai_file(where), attn_implementation, source=str(where))
         try:
             if where.is_dir():
                 return CLIPModel.from_pretrained(str(where), local_files_only=True, attn_implementation=attn_implementation)

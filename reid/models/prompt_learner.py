@@ -3,6 +3,8 @@
 The fixed prefix ("SOT a photo of a") and suffix ("person . EOT" + padding) are
 embeddings of the real tokens, frozen buffers; only ``cls_ctx`` (N_ids × n_ctx × D,
 init N(0, init_std²)) is learned, and the X tokens' own embeddings are not used.
+The buffers hold all 77 positions, as CLIP-ReID's ``token_prefix`` / ``token_suffix``
+do (so its checkpoints map onto them one to one); the prompts use the suffix up to EOT.
 """
 from __future__ import annotations
 
@@ -37,10 +39,11 @@ class PromptLearner(nn.Module):
         # Under the causal mask no position attends to a later one, so tokens after EOT cannot change the
         # EOT state: dropping them is exact and makes the text pass 77/12 ≈ 6x cheaper.
         end = self.eot_index + 1 if truncate_after_eot else len(ids)
+        self.suffix_used = end - start - n_ctx
         with torch.no_grad():
             emb = token_embedding(ids[None].to(token_embedding.weight.device)).float().cpu()
         self.register_buffer("prefix", emb[:, :start].clone())
-        self.register_buffer("suffix", emb[:, start + n_ctx : end].clone())
+        self.register_buffer("suffix", emb[:, start + n_ctx :].clone())
         self.cls_ctx = nn.Parameter(torch.empty(num_classes, n_ctx, emb.shape[-1]))
         nn.init.normal_(self.cls_ctx, std=init_std)
         self.n_ctx = n_ctx
@@ -53,7 +56,8 @@ class PromptLearner(nn.Module):
         """(B, L, D) prompt embeddings for identity labels (L = 77, or EOT index + 1 when truncated)."""
         ctx = self.cls_ctx[labels]
         b = ctx.shape[0]
-        return torch.cat([self.prefix.expand(b, -1, -1), ctx, self.suffix.expand(b, -1, -1)], dim=1)
+        suffix = self.suffix[:, : self.suffix_used]
+        return torch.cat([self.prefix.expand(b, -1, -1), ctx, suffix.expand(b, -1, -1)], dim=1)
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         return self.full_prompts(labels)

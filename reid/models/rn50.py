@@ -25,8 +25,6 @@ import math
 import sys
 import threading
 import types
-import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,6 +35,8 @@ from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
 from reid.models.clip_loader import ModelWeightsError
 from reid.models.vit_encoder import resize_pos_embed
+from reid.weights.openai_files import NON_WEIGHT_KEYS, read_openai_file
+from reid.weights.openai_keys import HF_TEXT, KeyMapError
 
 # ---------------------------------------------------------------------------------------------------------
 # open_clip's modules without open_clip/__init__.py
@@ -248,54 +248,16 @@ class ClipRN50(nn.Module):
         return self.text.text_projection
 
 
-# Not weights: ints stored in OpenAI's TorchScript archive, the contrastive temperature (unused by CLIP-ReID) and
-# the causal mask buffer a scripted module's state dict carries.
-IGNORED_KEYS = frozenset({"input_resolution", "context_length", "vocab_size", "logit_scale", "attn_mask"})
-_TEXT_LAYER_RENAMES = {
-    "attn.out_proj.weight": "self_attn.out_proj.weight",
-    "attn.out_proj.bias": "self_attn.out_proj.bias",
-    "ln_1.weight": "layer_norm1.weight",
-    "ln_1.bias": "layer_norm1.bias",
-    "ln_2.weight": "layer_norm2.weight",
-    "ln_2.bias": "layer_norm2.bias",
-    "mlp.c_fc.weight": "mlp.fc1.weight",
-    "mlp.c_fc.bias": "mlp.fc1.bias",
-    "mlp.c_proj.weight": "mlp.fc2.weight",
-    "mlp.c_proj.bias": "mlp.fc2.bias",
-}
-
-
-_TEXT_TOP_LEVEL = frozenset(
-    {"token_embedding.weight", "positional_embedding", "ln_final.weight", "ln_final.bias", "text_projection"}
-)
+# The contrastive temperature: a weight of OpenAI's file that CLIP-ReID never uses.
+IGNORED_KEYS = frozenset({"logit_scale"})
 
 
 def openai_text_to_hf(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """OpenAI text keys -> ``CLIPTextModelWithProjection`` keys (method.md §12 table; fused q/k/v split)."""
-    out: dict[str, torch.Tensor] = {
-        "text_model.embeddings.token_embedding.weight": sd["token_embedding.weight"],
-        "text_model.embeddings.position_embedding.weight": sd["positional_embedding"],
-        "text_model.final_layer_norm.weight": sd["ln_final.weight"],
-        "text_model.final_layer_norm.bias": sd["ln_final.bias"],
-        "text_projection.weight": sd["text_projection"].t().contiguous(),  # x @ P  ==  Linear with weight P^T
-    }
-    prefix = "transformer.resblocks."
-    for key, value in sd.items():
-        if not key.startswith(prefix):
-            if key not in _TEXT_TOP_LEVEL:
-                raise KeyError(f"unexpected text key {key!r} in an OpenAI CLIP state dict")
-            continue
-        index, rest = key[len(prefix):].split(".", 1)
-        layer = f"text_model.encoder.layers.{index}."
-        if rest in ("attn.in_proj_weight", "attn.in_proj_bias"):
-            kind = rest.rsplit("_", 1)[1]  # weight | bias
-            for name, part in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3, dim=0)):
-                out[f"{layer}self_attn.{name}.{kind}"] = part.contiguous()
-        elif rest in _TEXT_LAYER_RENAMES:
-            out[layer + _TEXT_LAYER_RENAMES[rest]] = value
-        else:
-            raise KeyError(f"unexpected text transformer key {key!r} in an OpenAI CLIP state dict")
-    return out
+    try:
+        return HF_TEXT.from_openai(sd)
+    except KeyMapError as err:
+        raise KeyError(f"unexpected text key(s) in an OpenAI CLIP state dict: {err}") from None
 
 
 def read_openai_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -308,23 +270,13 @@ def read_openai_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             "`python -c \"import clip; clip.load('RN50')\"` writes ~/.cache/clip/RN50.pt), copy it here and set "
             "backbone.pretrained=/path/RN50.pt"
         )
-    is_torchscript = zipfile.is_zipfile(where) and any(
-        n.endswith("constants.pkl") for n in zipfile.ZipFile(where).namelist()
-    )
-    if is_torchscript:
-        with warnings.catch_warnings():  # deprecated in torch 2.x, but OpenAI's files are TorchScript archives
-            warnings.filterwarnings("ignore", message=".*torch.jit.load.*", category=DeprecationWarning)
-            sd: Any = torch.jit.load(str(where), map_location="cpu").state_dict()
-    else:
-        sd = torch.load(str(where), map_location="cpu", weights_only=True)
-        if isinstance(sd, Mapping) and isinstance(sd.get("state_dict"), Mapping):
-            sd = sd["state_dict"]
-    if not isinstance(sd, Mapping) or "visual.attnpool.positional_embedding" not in sd:
+    sd = read_openai_file(where)
+    if "visual.attnpool.positional_embedding" not in sd:
         raise ValueError(
             f"{where} is not an OpenAI CLIP ResNet state dict (no 'visual.attnpool.positional_embedding'); "
             "backbone=rn50 expects OpenAI's RN50.pt layout (visual.*, transformer.*, token_embedding, ...)"
         )
-    return {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    return sd
 
 
 def _load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], what: str) -> None:
@@ -340,7 +292,7 @@ def load_openai_rn50(
 ) -> ClipRN50:
     """Build :class:`ClipRN50` from an OpenAI-layout state dict (or the file holding one)."""
     sd = read_openai_state_dict(state_dict) if isinstance(state_dict, (str, Path)) else dict(state_dict)
-    sd = {k: v for k, v in sd.items() if k not in IGNORED_KEYS}
+    sd = {k: v for k, v in sd.items() if k not in IGNORED_KEYS and k not in NON_WEIGHT_KEYS}
     spec = RN50Spec.from_state_dict(sd)
     model = ClipRN50(spec, attn_implementation)
     visual = {k[len("visual."):]: v for k, v in sd.items() if k.startswith("visual.")}

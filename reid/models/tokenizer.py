@@ -81,6 +81,18 @@ def clip_tokenizer(pretrained: str | None = None) -> CLIPTokenizer:
 
 
 def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> "torch.Tensor":  # noqa: F821
-    """Token ids padded/truncated to CLIP's 77-token context (pad id is irrelevant under the causal mask)."""
-    out = tokenizer(texts, padding="max_length", max_length=CONTEXT_LENGTH, truncation=True, return_tensors="pt")
-    return out["input_ids"]
+    """(len(texts), 77) token ids as OpenAI's ``clip.tokenize`` makes them: SOT ... EOT, then zeros.
+
+    Truncated to CLIP's context (the last kept token stays EOT, as ``truncate=True`` there). The padding value cannot
+    change a feature (the causal mask hides every position after EOT); it is 0 so that prompt embeddings and their
+    ids match CLIP-ReID's and open_clip's exactly, whatever pad token a tokenizer folder names.
+    """
+    import torch
+
+    out = torch.zeros(len(texts), CONTEXT_LENGTH, dtype=torch.long)
+    for row, text in enumerate(texts):
+        ids = tokenizer(text, truncation=False)["input_ids"]
+        if len(ids) > CONTEXT_LENGTH:
+            ids = ids[: CONTEXT_LENGTH - 1] + [ids[-1]]
+        out[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return out

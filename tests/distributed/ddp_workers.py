@@ -65,7 +65,9 @@ def tiny_stage2(sie: bool, ssl: str | None, seed: int = 0) -> tuple[Stage2Net, I
     head = None
     if ssl == "simclr":
         head = SSLHead("simclr", ProjectionMLP(width, 16, 8), 0.5)
-    elif ssl == "simsiam":
+    elif ssl == "simsiam":  # SVLL-ReID's form: the predictor on the class token itself
+        head = SSLHead("simsiam", None, None, SimSiamPredictor(width, 16))
+    elif ssl == "simsiam_projector":
         head = SSLHead("simsiam", ProjectionMLP(width, 16, 8), 0.5, SimSiamPredictor(8, 16))
     text = torch.randn(NUM_CLASSES, TINY_CLIP["projection_dim"])
     objective = ImageObjective(ImageLossConfig(1.0, 1.0, 1.0, 0.1, 0.3), text_classifier=text)

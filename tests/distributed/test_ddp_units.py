@@ -156,7 +156,9 @@ def test_shard_is_strided():
 
 
 @pytest.mark.parametrize(
-    "sie, ssl", [(False, None), (True, None), (False, "simclr"), (True, "simsiam")], ids=["plain", "sie", "simclr", "sie-simsiam"]
+    "sie, ssl",
+    [(False, None), (True, None), (False, "simclr"), (True, "simsiam"), (False, "simsiam_projector")],
+    ids=["plain", "sie", "simclr", "sie-simsiam", "simsiam-projector"],
 )
 def test_every_trainable_stage2_parameter_gets_a_gradient(sie, ssl):
     """Why the pipeline's DDP needs no find_unused_parameters: one forward reaches every trainable parameter."""

@@ -62,6 +62,7 @@ def _error(*overrides: str) -> str:
         ("experiment=demo", "debug=fast"),
         ("experiment=demo", "ssl=simclr"),
         ("experiment=demo", "ssl=simsiam"),
+        ("experiment=demo", "ssl=simsiam_projector"),
         ("experiment=demo", "hparams_search=clipreid_loss_weights"),
         ("experiment=demo", "hparams_search=lr_warmup"),
         ("experiment=demo", "hparams_search=svll_ssl_weights"),
