@@ -1,4 +1,4 @@
-"""CLIP RN50 for ReID (method.md §2.3, §12.6): open_clip's ModifiedResNet image tower + HF's CLIP text tower.
+"""CLIP RN50 for ReID (docs/method.md §2.3, §12.6): open_clip's ModifiedResNet image tower + HF's CLIP text tower.
 
 HF ``transformers`` has no CLIP ResNet. The image tower is open_clip's ``ModifiedResNet`` (the code OpenAI
 released, kept by open_clip), imported without running ``open_clip/__init__.py``, which needs torchvision
@@ -271,7 +271,7 @@ _TEXT_TOP_LEVEL = frozenset(
 
 
 def openai_text_to_hf(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """OpenAI text keys -> ``CLIPTextModelWithProjection`` keys (method.md §12 table; fused q/k/v split)."""
+    """OpenAI text keys -> ``CLIPTextModelWithProjection`` keys (docs/method.md §12 table; fused q/k/v split)."""
     out: dict[str, torch.Tensor] = {
         "text_model.embeddings.token_embedding.weight": sd["token_embedding.weight"],
         "text_model.embeddings.position_embedding.weight": sd["positional_embedding"],
