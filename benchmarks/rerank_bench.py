@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SCALES = {  # (queries, gallery, identities, cameras), method.md §6
+SCALES = {  # (queries, gallery, identities, cameras), docs/method.md §6
     "market": (3368, 15913, 751, 6),
     "msmt17": (11659, 82161, 3060, 15),
 }

@@ -84,7 +84,7 @@ def build_model(cfg: DictConfig, num_classes: int, num_cams: int, num_views: int
 
 
 def build_rn50_model(cfg: DictConfig, num_classes: int) -> tuple[ReIDModel, torch.nn.Module]:
-    """CLIP-ReID's RN50 (method.md §2.3): open_clip's ModifiedResNet + HF text tower, from OpenAI's RN50.pt."""
+    """CLIP-ReID's RN50 (docs/method.md §2.3): open_clip's ModifiedResNet + HF text tower, from OpenAI's RN50.pt."""
     from reid.models.rn50 import rn50_backbone
 
     b = cfg.backbone

@@ -138,7 +138,7 @@ def build_test_loader(
     """Loader over ``records`` in their order, with no sampler randomness.
 
     For query/gallery feature extraction, and for stage-1 feature caching of the
-    training images (method.md §3.2: test transform, no augmentation; CLIP-ReID
+    training images (docs/method.md §3.2: test transform, no augmentation; CLIP-ReID
     shuffles that loader, which changes nothing since every cached feature keeps
     its ``index`` and ``pid``).
     """

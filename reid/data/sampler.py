@@ -2,7 +2,7 @@
 
 Triplet loss with hard mining needs every batch to hold P identities with K
 images each.  :class:`PKSampler` reproduces the epoch structure of CLIP-ReID's
-``RandomIdentitySampler`` (method.md §4.4):
+``RandomIdentitySampler`` (docs/method.md §4.4):
 
 * per identity, its image indices are shuffled and cut into groups of K;
   an identity with fewer than K images is drawn *with replacement* up to K;

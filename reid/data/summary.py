@@ -1,7 +1,7 @@
 """Per-split statistics of a loaded dataset, as a table for logs and as flat metrics.
 
 The table mirrors torchreid's "Dataset statistics" block so numbers can be compared
-by eye against published loader output (method.md §6); the flat dict feeds MLflow.
+by eye against published loader output (docs/method.md §6); the flat dict feeds MLflow.
 """
 from __future__ import annotations
 

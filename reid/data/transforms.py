@@ -1,4 +1,4 @@
-"""Batched, device-agnostic train/test transforms (CLIP-ReID's pipeline, method.md §4.4).
+"""Batched, device-agnostic train/test transforms (CLIP-ReID's pipeline, docs/method.md §4.4).
 
 The DataLoader workers only decode and resize (:mod:`reid.data.image_dataset`);
 everything random runs here on whole (B, 3, H, W) batches, on whatever device
@@ -50,7 +50,7 @@ torch's global CPU RNG or an explicit CPU ``torch.Generator``; the erasing
 noise comes from the batch device's global RNG.  ``torch.manual_seed`` (which
 seeds CUDA too) therefore makes a run repeatable.
 
-SVLL-ReID's two extra views (method.md §8.3) are the same pipeline with the
+SVLL-ReID's two extra views (docs/method.md §8.3) are the same pipeline with the
 erased area fixed at about a third of the image: :func:`ssl_view_augment`, i.e.
 ``TrainAugment(..., erase_area=(0.33, 1/3))``.  Call it twice on the same uint8
 batch to get two independently augmented views.
@@ -408,7 +408,7 @@ def ssl_view_augment(
     erase_ratio: tuple[float, float] = (0.3, 1 / 0.3),
     erase_fill: str = "pixel",
 ) -> TrainAugment:
-    """SVLL-ReID's extra-view augmentation (method.md §8.3): the train pipeline with ~1/3 of the area erased.
+    """SVLL-ReID's extra-view augmentation (docs/method.md §8.3): the train pipeline with ~1/3 of the area erased.
 
     Apply the returned module twice to the same uint8 batch for the two views;
     each call draws its own flips, crops and boxes.

@@ -1,4 +1,4 @@
-"""Stage-2 objective: weighted ID, triplet (at several depths) and image-to-text terms (method.md §4.2)."""
+"""Stage-2 objective: weighted ID, triplet (at several depths) and image-to-text terms (docs/method.md §4.2)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""Per-epoch learning-rate schedules of CLIP-ReID (method.md §3.4, §4.3).
+"""Per-epoch learning-rate schedules of CLIP-ReID (docs/method.md §3.4, §4.3).
 
 Both are stepped once at the *start* of each epoch with the 1-based epoch index,
 so ``factor(e)`` is the multiplier of the base lr used throughout epoch e.

@@ -1,4 +1,4 @@
-"""SVLL-ReID's two self-supervised terms as pluggable extra loss terms (method.md §8.2, §8.3).
+"""SVLL-ReID's two self-supervised terms as pluggable extra loss terms (docs/method.md §8.2, §8.3).
 
 language (stage 1): two masked copies of the prompts of the batch's distinct identities
 → frozen text encoder → projector → NT-Xent (or SimSiam). vision (stage 2): two extra

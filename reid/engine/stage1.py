@@ -1,4 +1,4 @@
-"""CLIP-ReID stage 1: learn per-identity prompts against a frozen CLIP over cached image features (method.md §3)."""
+"""CLIP-ReID stage 1: learn per-identity prompts against a frozen CLIP over cached image features (docs/method.md §3)."""
 from __future__ import annotations
 
 from typing import Callable, Iterator
@@ -37,7 +37,7 @@ def epoch_chunks(num: int, batch_size: int, seed: int, epoch: int) -> list[np.nd
     """A fresh random permutation of all cached features per epoch, cut into batches.
 
     CLIP-ReID always runs ⌊N/B⌋+1 chunks, so when B divides N its last chunk is empty
-    (method.md §11.3); we simply never emit an empty chunk.
+    (docs/method.md §11.3); we simply never emit an empty chunk.
     """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(num)

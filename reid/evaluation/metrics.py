@@ -1,6 +1,6 @@
 """CMC, mAP and mINP under the Market-1501 protocol, vectorised.
 
-Protocol (method.md §5, used for every dataset): for each query, gallery items
+Protocol (docs/method.md §5, used for every dataset): for each query, gallery items
 with the same pid AND the same camera are removed; queries left without a true
 match are skipped. Each query's gallery is ranked by a STABLE sort on
 (distance, gallery index). With ranks r_1 < ... < r_m (1-based, after removal) of

@@ -1,4 +1,4 @@
-"""NT-Xent (SimCLR) loss in SVLL-ReID's SLIP-style form (method.md §8.2.6).
+"""NT-Xent (SimCLR) loss in SVLL-ReID's SLIP-style form (docs/method.md §8.2.6).
 
 For n pairs (z1_i, z2_i), L2-normalised: anchor i of view a has its positive i in view
 b and 2n−2 negatives (the other cross-view and same-view embeddings; self-similarity

@@ -1,4 +1,4 @@
-"""SimSiam's symmetric negative cosine with stop-gradient (the negative-free SSL alternative, method.md §8.3.6)."""
+"""SimSiam's symmetric negative cosine with stop-gradient (the negative-free SSL alternative, docs/method.md §8.3.6)."""
 from __future__ import annotations
 
 import torch

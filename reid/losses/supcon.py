@@ -1,4 +1,4 @@
-"""Supervised contrastive operator of CLIP-ReID stage 1 (method.md §3.3).
+"""Supervised contrastive operator of CLIP-ReID stage 1 (docs/method.md §3.3).
 
 SC(A, B, a, b) = -mean_i [ mean_{j: b_j = a_i} log softmax_k(A_i · B_k)_j ], temperature 1,
 no feature normalisation. Computed in fp32 with max subtraction (log_softmax).

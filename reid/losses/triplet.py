@@ -1,4 +1,4 @@
-"""Batch-hard triplet loss on Euclidean distances of un-normalised features (method.md §4.2)."""
+"""Batch-hard triplet loss on Euclidean distances of un-normalised features (docs/method.md §4.2)."""
 from __future__ import annotations
 
 import torch

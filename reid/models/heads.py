@@ -1,4 +1,4 @@
-"""BNNeck + bias-free classifier, the head CLIP-ReID puts on each of two features (method.md §2.4)."""
+"""BNNeck + bias-free classifier, the head CLIP-ReID puts on each of two features (docs/method.md §2.4)."""
 from __future__ import annotations
 
 import torch

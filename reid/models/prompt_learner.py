@@ -1,4 +1,4 @@
-"""Per-identity learnable prompt tokens: "A photo of a X X X X person." (method.md §2.5).
+"""Per-identity learnable prompt tokens: "A photo of a X X X X person." (docs/method.md §2.5).
 
 The fixed prefix ("SOT a photo of a") and suffix ("person . EOT" + padding) are
 embeddings of the real tokens, frozen buffers; only ``cls_ctx`` (N_ids × n_ctx × D,

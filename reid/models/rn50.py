@@ -1,4 +1,4 @@
-"""CLIP RN50 for ReID (method.md §2.3, §12.6): open_clip's ModifiedResNet image tower + HF's CLIP text tower.
+"""CLIP RN50 for ReID (docs/method.md §2.3, §12.6): open_clip's ModifiedResNet image tower + HF's CLIP text tower.
 
 HF ``transformers`` has no CLIP ResNet. The image tower is open_clip's ``ModifiedResNet`` (the code OpenAI
 released, kept by open_clip), imported without running ``open_clip/__init__.py``, which needs torchvision
@@ -253,7 +253,7 @@ IGNORED_KEYS = frozenset({"logit_scale"})
 
 
 def openai_text_to_hf(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """OpenAI text keys -> ``CLIPTextModelWithProjection`` keys (method.md §12 table; fused q/k/v split)."""
+    """OpenAI text keys -> ``CLIPTextModelWithProjection`` keys (docs/method.md §12 table; fused q/k/v split)."""
     try:
         return HF_TEXT.from_openai(sd)
     except KeyMapError as err:

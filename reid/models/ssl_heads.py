@@ -1,4 +1,4 @@
-"""Projection / prediction heads of the self-supervised branches (SVLL-ReID, method.md §8)."""
+"""Projection / prediction heads of the self-supervised branches (SVLL-ReID, docs/method.md §8)."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""CLIP text encoder over token *embeddings* (learned prompts), pooled at the EOT position (method.md §2.5, §12.4).
+"""CLIP text encoder over token *embeddings* (learned prompts), pooled at the EOT position (docs/method.md §2.5, §12.4).
 
 HF's ``CLIPTextTransformer.forward`` only takes token ids, so we run its layers
 ourselves: + position embedding, causal blocks, final LayerNorm, EOT gather,

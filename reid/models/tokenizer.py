@@ -3,7 +3,7 @@
 No model hub here, but open-clip-torch ships OpenAI's BPE merges
 (``open_clip/bpe_simple_vocab_16e6.txt.gz``). From it we derive exactly the
 vocabulary and merges of HF's ``CLIPTokenizer`` for the OpenAI checkpoints
-(method.md §2.5: the template tokenises to 49406 320 1125 539 320 343 343 343 343 2533 269 49407),
+(docs/method.md §2.5: the template tokenises to 49406 320 1125 539 320 343 343 343 343 2533 269 49407),
 and hand them to HF's own tokenizer class. A pretrained folder that carries
 tokenizer files (``save_pretrained``) is used as is.
 """

@@ -1,4 +1,4 @@
-"""CLIP ViT image encoder re-assembled for ReID (method.md §2.2, §12).
+"""CLIP ViT image encoder re-assembled for ReID (docs/method.md §2.2, §12).
 
 HF's own embedding step only supports 224x224 with stride = patch size and
 re-interpolates the position table bicubically on every call. CLIP-ReID instead

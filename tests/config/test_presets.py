@@ -1,8 +1,9 @@
 """The paper presets (conf/experiment/clipreid_* and svll_*) compose and hold the published recipes, and every
 option of every config group composes with the train config.
 
-The expected values are transcribed here from shared/docs/method.md §7.1 (CLIP-ReID configs), §7.2 (SVLL-ReID
-configs), §4.5 (evaluation period) and §2.2 (SIE+OLP), independently of the YAML files, so a typo in either fails.
+The expected values are transcribed here from the public configs as tabulated in docs/method.md §7.1 (CLIP-ReID
+configs), §7.2 (SVLL-ReID configs), §4.5 (evaluation period) and §2.2 (SIE+OLP), independently of the YAML files,
+so a typo in either fails.
 Keys are compared one by one (``${hydra:...}`` interpolations cannot be resolved by ``compose`` alone).
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ VEHICLES = ("veri776", "vehicleid")
 VIT_PIXEL = [0.5, 0.5, 0.5]
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
-# method.md §7.1, the rows marked † (the same in every CLIP-ReID column), and §4.2 / §4.4 / §5.
+# docs/method.md §7.1, the rows marked † (the same in every CLIP-ReID column), and §4.2 / §4.4 / §5.
 COMMON: dict[str, Any] = {
     "method.name": "clipreid",
     "loss.triplet_margin": 0.3,
@@ -85,7 +86,7 @@ VIT = dict(backbone="vit_b16", pixel=(VIT_PIXEL, VIT_PIXEL), smoothing=0.1, w_id
 CNN = dict(backbone="rn50", pixel=(IMAGENET_MEAN, IMAGENET_STD), w_id=1.0, s1_epochs=60, s2_lr=3.5e-4, s2_wd=5e-4,
            warmup_factor=0.01, milestones=[40, 70], s2_epochs=120)
 
-# method.md §7.1: one entry per CLIP-ReID config column.
+# docs/method.md §7.1: one entry per CLIP-ReID config column.
 CLIPREID = {
     "person/vit_clipreid": _column(**VIT, size=[256, 128], s1_batch=64, s1_epochs=120, s2_lr=5e-6),
     "person/cnn_clipreid": _column(**CNN, size=[256, 128], smoothing=0.1, s1_batch=64),
@@ -95,7 +96,7 @@ CLIPREID = {
     "VehicleID/cnn_clipreid": _column(**CNN, size=[256, 256], smoothing=0.0, s1_batch=256),  # IF_LABELSMOOTH off
 }
 
-# method.md §7.2: the SVLL-ReID columns (CLIP-ReID ViT recipe + OLP + SIE + the two SSL terms).
+# docs/method.md §7.2: the SVLL-ReID columns (CLIP-ReID ViT recipe + OLP + SIE + the two SSL terms).
 SVLL_SSL = {"ssl.name": "simclr", "ssl.temperature": 0.1, "ssl.lang.mask_prob": 0.5, "ssl.vision.erase_p": 0.5}
 SVLL = {
     "person/vit_svllreid": {
@@ -117,7 +118,7 @@ SVLL = {
     },
 }
 
-# SIE+OLP (method.md §2.2, §7.1 STRIDE_SIZE / SIE rows, README): stride 12, SIE coefficient 1.0; camera for persons,
+# SIE+OLP (docs/method.md §2.2, §7.1 STRIDE_SIZE / SIE rows, README): stride 12, SIE coefficient 1.0; camera for persons,
 # camera+view for VeRi (the commented vit_prom keys, as SVLL's VeRi config); VehicleID: OLP only (see above).
 SIE_OLP = {
     "person": {"backbone.stride": 12, "backbone.sie.camera": True, "backbone.sie.view": False,
@@ -178,7 +179,7 @@ def test_preset_holds_the_published_recipe(name: str):
         got = OmegaConf.to_container(got) if isinstance(got, (DictConfig, ListConfig)) else got
         if not _same(got, want):
             mismatches[key] = (got, want)
-    assert not mismatches, f"{name}: key -> (composed, method.md): {mismatches}"
+    assert not mismatches, f"{name}: key -> (composed, docs/method.md): {mismatches}"
     choices = cfg.hydra.runtime.choices
     ds, backbone = EXPECTED[name]["dataset.name"], EXPECTED[name]["backbone.name"]
     assert (choices.dataset, choices.backbone, choices.method, choices.loss) == (ds, backbone, "clipreid", "clipreid")
@@ -199,7 +200,7 @@ def test_rn50_presets_have_the_cnn_backbone_and_no_sie():
 
 
 def test_the_tables_transcribe_method_md():
-    """Spot checks of the transcription itself against the prose of method.md (§3.4, §4.3, §8)."""
+    """Spot checks of the transcription itself against the prose of docs/method.md (§3.4, §4.3, §8)."""
     assert CLIPREID["person/vit_clipreid"]["method.stage1.epochs"] == 120  # "120 for person ViT"
     assert {c["method.stage1.epochs"] for k, c in CLIPREID.items() if k != "person/vit_clipreid"} == {60}
     assert [c["method.stage2.optimizer.lr"] for c in CLIPREID.values()] == [5e-6, 3.5e-4, 5e-6, 3.5e-4, 5e-5, 3.5e-4]

@@ -1,4 +1,4 @@
-"""Per-epoch schedules against the numbers method.md states."""
+"""Per-epoch schedules against the numbers docs/method.md states."""
 import math
 
 import pytest

@@ -32,7 +32,7 @@ from reid.models.rn50 import (
 )
 from reid.models.text_encoder import TextEncoder
 
-# "A photo of a X X X X person." (method.md §2.5), EOT at index 11, zero padding as OpenAI's tokenizer.
+# "A photo of a X X X X person." (docs/method.md §2.5), EOT at index 11, zero padding as OpenAI's tokenizer.
 TEMPLATE_IDS = [49406, 320, 1125, 539, 320, 343, 343, 343, 343, 2533, 269, 49407]
 SMALL = dict(layers=(1, 2, 1, 2), width=16, embed_dim=64, text_width=128, text_layers=2)
 

@@ -3,7 +3,7 @@
 Accepted top folders under root: ``MSMT17_V1/`` (``train/``, ``test/``),
 ``MSMT17_V2/`` (``mask_train_v2/``, ``mask_test_v2/``; faces blurred) and a
 plain ``MSMT17/`` holding either pair, as CLIP-ReID expects. Each holds the four
-list files. V1 and V2 differ in difficulty (method.md §11.1), so when more than
+list files. V1 and V2 differ in difficulty (docs/method.md §11.1), so when more than
 one is present the caller must choose with ``version`` rather than get one at
 random; the chosen version is recorded in ``meta["version"]``.
 
