@@ -197,11 +197,16 @@ def architecture_config(cfg: DictConfig) -> DictConfig:
     return arch
 
 
-def _side_info_sizes(cfg: DictConfig, state: dict[str, torch.Tensor]) -> tuple[int, int]:
-    """(num_cams, num_views) the run's SIE table was built for, read from the table's shape where it is unambiguous."""
+def _side_info_sizes(
+    cfg: DictConfig, state: dict[str, torch.Tensor], model_spec: dict[str, int] | None = None
+) -> tuple[int, int]:
+    """(num_cams, num_views) the run's SIE table was built for: as the checkpoint records them (``model_spec``), else
+    read from the table's shape where that is unambiguous, else from the run's dataset (older checkpoints)."""
     sie = cfg.backbone.sie
     if not (sie.camera or sie.view):
         return 1, 1
+    if model_spec is not None:
+        return int(model_spec["num_cams"]), int(model_spec["num_views"])
     key = f"{IMAGE_PREFIX}encoder.sie.table"
     if key not in state:
         raise RunLoadError(f"the run uses SIE (backbone.sie) but the checkpoint has no {key}")
@@ -220,15 +225,21 @@ def _side_info_sizes(cfg: DictConfig, state: dict[str, torch.Tensor]) -> tuple[i
     return ds.num_cams, ds.num_views
 
 
-def build_system(cfg: DictConfig, state: dict[str, torch.Tensor]) -> torch.nn.ModuleDict:
-    """Rebuild the run's image model (and CLIP-ReID's text side) with the shapes the checkpoint holds."""
+def build_system(
+    cfg: DictConfig, state: dict[str, torch.Tensor], model_spec: dict[str, int] | None = None
+) -> torch.nn.ModuleDict:
+    """Rebuild the run's image model (and CLIP-ReID's text side) with the shapes the checkpoint holds.
+
+    ``model_spec`` (identities, cameras, views) is what checkpoints since the weights importer record; without it
+    the sizes are read off the weights (and, for a camera x view SIE table, the run's dataset).
+    """
     from reid.builders import build_model, build_text_side
 
     key = f"{IMAGE_PREFIX}head.classifier.weight"
     if key not in state:
         raise RunLoadError(f"the checkpoint has no {key}: not a reid.train checkpoint")
     num_classes = int(state[key].shape[0])
-    num_cams, num_views = _side_info_sizes(cfg, state)
+    num_cams, num_views = _side_info_sizes(cfg, state, model_spec)
     arch = architecture_config(cfg)
     with torch.random.fork_rng(devices=[]):  # random init is overwritten; keep the caller's RNG stream untouched
         model, clip = build_model(arch, num_classes, num_cams, num_views)
@@ -384,7 +395,7 @@ def load_run(
     state = Checkpointer.load(ckpt_path)
     if not isinstance(state, dict) or "system" not in state:
         raise RunLoadError(f"checkpoint {ckpt_path} has no 'system' weights: not a reid.train checkpoint")
-    system = build_system(cfg, state["system"])
+    system = build_system(cfg, state["system"], state.get("model_spec"))
     ignored = load_weights(system, state["system"], ckpt_path)
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
     system.to(dev).eval()

@@ -281,6 +281,8 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
     if use_vis_ssl:
         system["ssl_image"] = _ssl_head(ssl, ssl.vision, model.encoder.width, svll_init=bool(ssl.vision.svll_init))
     system.to(device)
+    # What a checkpoint's weights alone cannot say (the SIE table's camera x view split): load_run reads it.
+    model_spec = {"num_classes": num_classes, "num_cams": ds.num_cams, "num_views": ds.num_views}
     sp = cfg.speed
     apply_speed_settings(model, bool(sp.compile), str(sp.compile_mode), bool(sp.channels_last))
     pin = device.type == "cuda" if cfg.pin_memory == "auto" else bool(cfg.pin_memory)
@@ -310,7 +312,10 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
 
     text_weights = None
     if "stage1" in stages and resumed_stage != "stage2":
-        _run_stage1(cfg, device, system, ds.train, pin, common, resume_state if resumed_stage == "stage1" else None, run_id, dist)
+        _run_stage1(
+            cfg, device, system, ds.train, pin, common, resume_state if resumed_stage == "stage1" else None,
+            {"mlflow_run_id": run_id, "model_spec": model_spec}, dist,
+        )
     if uses_text:
         for p in list(system["prompt"].parameters()) + list(system["text"].parameters()):
             p.requires_grad_(False)
@@ -380,7 +385,7 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
         dist.decorrelate_rng(int(cfg.seed))  # ranks > 0 draw their own augmentations (rank 0 as a single process)
 
     def extra_state() -> dict[str, Any]:
-        state: dict[str, Any] = {"mlflow_run_id": run_id, "text_classifier": text_weights}
+        state: dict[str, Any] = {"mlflow_run_id": run_id, "text_classifier": text_weights, "model_spec": model_spec}
         if dist.distributed:  # a collective: StageLoop builds the state on every rank, rank 0 writes it
             state["rng_per_rank"] = dist.all_gather_object(rng_state())
         return state
@@ -440,7 +445,7 @@ def _cache_stage1_features(cfg, device, model, records, pin, dist: DistContext) 
     return feats.to(device), torch.as_tensor(pids, device=device)
 
 
-def _run_stage1(cfg, device, system, records, pin, common, resume_state, run_id, dist: DistContext) -> None:
+def _run_stage1(cfg, device, system, records, pin, common, resume_state, extra: dict, dist: DistContext) -> None:
     """Prompt learning: only the prompt tokens train; image and text encoders are frozen.
 
     Under DDP the feature cache is sharded and all-gathered, then every rank runs the same (cheap) prompt
@@ -479,7 +484,7 @@ def _run_stage1(cfg, device, system, records, pin, common, resume_state, run_id,
         name="stage1", epochs=epochs, model=system, params=[p for _, p in trainable], optimizer=optimizer,
         scheduler=scheduler, batches=stage1_batches(feats, labels, int(s1.batch_size), int(cfg.seed)),
         steps_per_epoch=steps, step=prompt_step(system["prompt"], system["text"], extra_terms), precision=precision,
-        nonfinite=nonfinite, state=lambda: {"mlflow_run_id": run_id}, **common,
+        nonfinite=nonfinite, state=lambda: dict(extra), **common,
     )
     loop.run(start_epoch, start_batch)
     if dist.distributed:

@@ -52,6 +52,18 @@ def registered_datasets() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
+def format_constant(name: str, constant: str, default: object = None) -> object:
+    """A fact a registered format states as a module constant (``NUM_CAMERAS``, ``NUM_VIEWS``), read without any data.
+
+    For what a checkpoint cannot say about its training set (how many cameras and views an SIE table indexes).
+    """
+    registered_datasets()
+    loader = _REGISTRY.get(name)
+    if loader is None:
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(registered_datasets())}")
+    return getattr(importlib.import_module(loader.__module__), constant, default)
+
+
 def _check_options(name: str, loader: DatasetLoader, root: Path, options: dict) -> None:
     """Turn a config typo into a DatasetError listing the options the format takes."""
     signature = inspect.signature(loader)

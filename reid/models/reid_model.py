@@ -36,6 +36,11 @@ class ReIDModel(nn.Module):
         self.neck_feat = neck_feat
 
     @property
+    def side_info(self) -> tuple[bool, bool]:
+        """(camera, view): which ids the encoder's side-information embedding reads."""
+        return tuple(self.encoder.side_info)  # type: ignore[return-value]
+
+    @property
     def descriptor_dim(self) -> int:
         return self.encoder.width + self.encoder.proj_dim
 

@@ -364,6 +364,8 @@ class RN50Encoder(nn.Module):
         self.width = int(visual.layer4[-1].bn3.num_features)
         self.proj_dim = int(pool.c_proj.out_features)
 
+    side_info = (False, False)  # (camera, view): CLIP-ReID's RN50 reads no side information
+
     def forward(
         self, pixels: torch.Tensor, camids: torch.Tensor | None = None, viewids: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

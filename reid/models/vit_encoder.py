@@ -53,13 +53,16 @@ class SideInformationEmbedding(nn.Module):
         self.coefficient = coefficient
 
     def forward(self, camids: torch.Tensor, viewids: torch.Tensor) -> torch.Tensor:
+        # The range checks read values, which a traced or exported graph cannot branch on (ONNX / TorchScript export,
+        # torch.compile): there they are skipped and the table lookup itself is the bound.
+        check = not (torch.jit.is_tracing() or torch.compiler.is_compiling())
         index = torch.zeros_like(camids)
         if self.use_camera:
-            if camids.max() >= self.num_cams or camids.min() < 0:
+            if check and (camids.max() >= self.num_cams or camids.min() < 0):
                 raise IndexError(f"camera id out of range [0, {self.num_cams}): {camids.tolist()}")
             index = camids * (self.num_views if self.use_view else 1)
         if self.use_view:
-            if viewids.max() >= self.num_views or viewids.min() < 0:
+            if check and (viewids.max() >= self.num_views or viewids.min() < 0):
                 raise IndexError(f"view id out of range [0, {self.num_views}): {viewids.tolist()}")
             index = index + viewids
         return self.coefficient * self.table[index]
@@ -100,15 +103,21 @@ class ClipViTEncoder(nn.Module):
         self.width = self.pos_embed.shape[1]
         self.proj_dim = visual_projection.out_features
 
+    @property
+    def side_info(self) -> tuple[bool, bool]:
+        """(camera, view): which ids this encoder's SIE reads (none without SIE)."""
+        return (self.sie.use_camera, self.sie.use_view) if self.sie is not None else (False, False)
+
     def embed(self, pixels: torch.Tensor, camids: torch.Tensor | None, viewids: torch.Tensor | None) -> torch.Tensor:
         if tuple(pixels.shape[-2:]) != self.image_size:
             raise ValueError(f"encoder built for {self.image_size} inputs, got {tuple(pixels.shape[-2:])}")
         x = self.patch_embedding(pixels.to(self.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2)
         cls = self.class_embedding.expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + self.pos_embed
-        if self.sie is not None and camids is not None:
+        if self.sie is not None and (camids is not None or viewids is not None):
+            cams = camids if camids is not None else torch.zeros_like(viewids)
             views = viewids if viewids is not None else torch.zeros_like(camids)
-            x = torch.cat([x[:, :1] + self.sie(camids, views)[:, None], x[:, 1:]], dim=1)
+            x = torch.cat([x[:, :1] + self.sie(cams, views)[:, None], x[:, 1:]], dim=1)
         return self.pre_layrnorm(x)
 
     def forward(
