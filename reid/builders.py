@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from reid.data import ReIDDataset, load_dataset
 from reid.models.clip_loader import load_clip
@@ -16,7 +16,7 @@ from reid.models.vit_encoder import ClipViTEncoder, SideInformationEmbedding
 
 
 def to_plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -41,6 +41,65 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.deterministic = True
 
 
+# What fixes the shapes and the computation of the weights init_from copies (pretrained / pretrain only say where
+# weights would come from, which init_from replaces).
+ARCHITECTURE_KEYS = ("arch", "config", "stride", "mid_depth", "last_stride", "sie", "neck_feat", "pixel_mean", "pixel_std")
+
+
+def _dotted(node: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_dotted(value, f"{prefix}.{key}"))
+        return out
+    return {prefix: node}
+
+
+def _override(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(_override(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def check_init_backbone(cfg: DictConfig) -> None:
+    """``init_from=<run folder>``: this config must build the source run's architecture (and input size), or its
+    weights would not fit, or would load and compute something else. The error lists the overrides that make it so."""
+    from pathlib import Path
+
+    from reid.config_schema import ConfigError
+
+    source = cfg.get("init_from")
+    if not source:
+        return
+    folder = Path(str(source)).expanduser()
+    if folder.is_file():
+        folder = folder.parent.parent if folder.parent.name == "checkpoints" else folder.parent
+    if not (folder / ".hydra" / "config.yaml").is_file():
+        return  # a bare checkpoint file: the weights' shapes are checked when they load
+    from reid.inference import load_run_config
+
+    needed = architecture_overrides(load_run_config(folder, cfg.paths.root_dir), cfg)
+    if needed:
+        keys = [o.split("=", 1)[0] for o in needed]
+        raise ConfigError(
+            f"init_from={folder} was trained with another architecture than this config builds "
+            f"({', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''}); add: {' '.join(needed)}"
+        )
+
+
+def architecture_overrides(source: DictConfig, cfg: DictConfig) -> list[str]:
+    """The command-line overrides that make ``cfg`` build ``source``'s architecture and input size (none: it does)."""
+    want: dict[str, Any] = {}
+    have: dict[str, Any] = {}
+    for key in ARCHITECTURE_KEYS:  # only these are resolved (pretrained may name Hydra's runtime paths)
+        want.update(_dotted(to_plain(source.backbone.get(key)), f"backbone.{key}"))
+        have.update(_dotted(to_plain(cfg.backbone.get(key)), f"backbone.{key}"))
+    want["dataset.size"], have["dataset.size"] = list(source.dataset.size), list(cfg.dataset.size)
+    return [f"{k}={_override(want[k])}" for k in want if want[k] != have.get(k)]
+
+
 def build_dataset(cfg: DictConfig) -> ReIDDataset:
     return load_dataset(cfg.dataset.name, cfg.dataset.root, **(to_plain(cfg.dataset.options) or {}))
 
@@ -56,14 +115,24 @@ def limit_test_set(ds: ReIDDataset, max_images: int) -> ReIDDataset:
     return ReIDDataset(ds.name, ds.train, query, matches + others, dict(ds.meta))
 
 
-def build_model(cfg: DictConfig, num_classes: int, num_cams: int, num_views: int) -> tuple[ReIDModel, torch.nn.Module]:
-    """The ReID image model plus the full CLIP model it came from (the text side is used by CLIP-ReID)."""
+def build_model(
+    cfg: DictConfig, num_classes: int, num_cams: int, num_views: int, architecture_only: bool = False
+) -> tuple[ReIDModel, torch.nn.Module]:
+    """The ReID image model plus the full CLIP model it came from (the text side is used by CLIP-ReID).
+
+    ``architecture_only``: build from ``backbone.config`` without reading (or making) pretrained weights, for a run
+    whose every weight comes from elsewhere (``init_from``, ``reid.inference``).
+    """
     b = cfg.backbone
+    if architecture_only and b.get("config") is None:
+        raise ValueError(f"backbone {b.name} has no backbone.config: its architecture is only known from its weights")
     if b.arch == "rn50":
-        return build_rn50_model(cfg, num_classes)
+        return build_rn50_model(cfg, num_classes, architecture_only)
     if b.arch != "vit":
         raise ValueError(f"backbone.arch={b.arch!r}: expected 'vit' or 'rn50'")
-    if b.get("pretrain") is not None:  # an embedded backbone we can make ourselves (the tiny synthetic CLIP)
+    if architecture_only:
+        clip = load_clip(None, to_plain(b.config), attn_implementation=b.attn_implementation)
+    elif b.get("pretrain") is not None:  # an embedded backbone we can make ourselves (the tiny synthetic CLIP)
         from reid.pretrain import ensure_pretrained
 
         weights = ensure_pretrained(
@@ -83,7 +152,7 @@ def build_model(cfg: DictConfig, num_classes: int, num_cams: int, num_views: int
     return ReIDModel(encoder, num_classes, b.classifier_std, b.neck_feat), clip
 
 
-def build_rn50_model(cfg: DictConfig, num_classes: int) -> tuple[ReIDModel, torch.nn.Module]:
+def build_rn50_model(cfg: DictConfig, num_classes: int, architecture_only: bool = False) -> tuple[ReIDModel, torch.nn.Module]:
     """CLIP-ReID's RN50 (docs/method.md §2.3): open_clip's ModifiedResNet + HF text tower, from OpenAI's RN50.pt."""
     from reid.models.rn50 import rn50_backbone
 
@@ -94,7 +163,8 @@ def build_rn50_model(cfg: DictConfig, num_classes: int) -> tuple[ReIDModel, torc
             "set backbone.sie.camera=false backbone.sie.view=false"
         )
     encoder, clip = rn50_backbone(
-        b.pretrained, to_plain(b.config), tuple(cfg.dataset.size), int(b.last_stride), b.attn_implementation
+        None if architecture_only else b.pretrained, to_plain(b.config), tuple(cfg.dataset.size), int(b.last_stride),
+        b.attn_implementation,
     )
     return ReIDModel(encoder, num_classes, b.classifier_std, b.neck_feat), clip
 

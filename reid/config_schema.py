@@ -266,6 +266,7 @@ class TrainSchema:
     speed: SpeedSchema = field(default_factory=SpeedSchema)
     augment: AugmentSchema = field(default_factory=AugmentSchema)
     resume: Any = "auto"  # auto | true | false | <checkpoint file or run folder>
+    init_from: Optional[str] = None  # a run folder or checkpoint to start from (fine-tuning)
     checkpoint: CheckpointSchema = field(default_factory=CheckpointSchema)
     nonfinite: NonFiniteSchema = field(default_factory=NonFiniteSchema)
     grad_clip: float = 0.0
@@ -463,6 +464,8 @@ def _check_top(c: _Checks, m: DictConfig) -> None:
         c.fail("speed.fused_optimizer", "auto, true or false", m.speed.fused_optimizer)
     c.choice("speed.extract_precision", m.speed.extract_precision, PRECISIONS)
     _check_resume(c, m.resume)
+    if m.init_from is not None and not Path(str(m.init_from)).expanduser().exists():
+        c.fail("init_from", "an existing run folder or checkpoint file", m.init_from)
     c.number("checkpoint.keep_last", m.checkpoint.keep_last, 1)
     c.number("checkpoint.period", m.checkpoint.period, 1)
     c.choice("nonfinite.action", m.nonfinite.action, NONFINITE_ACTIONS)

@@ -37,6 +37,7 @@ def export_run(
     target = Path(out).expanduser() if out else trained.run_dir / "export" / FORMATS[fmt]
     lines = [f"[export] {trained.describe()}"]
     if fmt == "clipreid":
+        _check_openai_head_rule(trained)
         state = ex.clipreid_state_dict(Checkpointer.load(trained.checkpoint))
         target.parent.mkdir(parents=True, exist_ok=True)
         torch.save(state, target)
@@ -69,6 +70,23 @@ def export_run(
             raise ExportError(f"{target}: differs from the torch model by {diff:.3g} (> {tolerance:g}) on a test batch")
         lines.append(f"[export] checked against torch on a batch of 3: max |difference| {diff:.2e}")
     return target, lines
+
+
+def _check_openai_head_rule(trained) -> None:
+    """CLIP-ReID's build_model derives head counts from the weights as width // 64 (OpenAI's rule); a model with other
+    head counts would load into its code without error and compute something else."""
+    parts = [("image encoder", trained.model.encoder)]
+    if "text" in trained.system:
+        parts.append(("text encoder", trained.system["text"]))
+    for what, module in parts:
+        for sub in module.modules():
+            heads = getattr(sub, "num_heads", None)
+            width = getattr(sub, "embed_dim", None)
+            if isinstance(heads, int) and isinstance(width, int) and width // 64 != heads:
+                raise ExportError(
+                    f"the run's {what} has {heads} attention heads of width {width}, but CLIP-ReID's code derives "
+                    f"width // 64 = {width // 64} heads from the weights: its export would compute something else"
+                )
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="export")

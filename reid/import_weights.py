@@ -48,6 +48,7 @@ class Imported:
     model_spec: dict[str, int]
     notes: list[str]
     lines: list[str]
+    fine_tune: list[str]  # the reid.train overrides that fine-tune from this run (stage 2 only: add method.stages=[stage2])
 
 
 def _compose(overrides: Sequence[str]):
@@ -97,7 +98,11 @@ def _strides(layout: Any, given: int | None) -> list[int]:
 
 
 def _fit(layout: Any, size: tuple[int, int], given_stride: int | None) -> list[int]:
-    return [s for s in _strides(layout, given_stride) if _grid_rows(layout, size, s) == layout.pos_rows]
+    """The strides that give the checkpoint's grid at ``size``; the non-overlapping one wins when it fits (several
+    strides near the patch size can give the same grid, and CLIP-ReID trains at the patch size or at 12 with OLP)."""
+    fits = [s for s in _strides(layout, given_stride) if _grid_rows(layout, size, s) == layout.pos_rows]
+    first = _strides(layout, given_stride)[0]
+    return [first] if first in fits else fits
 
 
 def choose_dataset_and_stride(layout: Any, dataset: str | None, stride: int | None) -> tuple[str, tuple[int, int], int, str | None]:
@@ -285,12 +290,15 @@ def import_checkpoint(
     container["imported"] = imported
     out = Path(out_dir).expanduser().absolute()
     container.setdefault("paths", {})["output_dir"] = str(out)
+    from reid.builders import architecture_overrides
+
+    fine_tune = [*base, *architecture_overrides(cfg, _compose(base)), f"init_from={out}"]
     match = _EPOCH_IN_NAME.search(path.name)
     written = write_run_folder(
         out, container, system, model_spec, imported, aside, epoch=int(match.group(1)) if match else 0, overwrite=overwrite
     )
-    lines = _summary(kind, path, layout, dataset, size, stride_, mode, model_spec, sie_coefficient, neck_feat, preset, out)
-    return Imported(out, written, dataset, size, stride_ if layout.arch == "vit" else None, mode, model_spec, notes, lines)
+    lines = _summary(kind, path, layout, dataset, size, stride_, mode, model_spec, sie_coefficient, neck_feat, preset, out, fine_tune)
+    return Imported(out, written, dataset, size, stride_ if layout.arch == "vit" else None, mode, model_spec, notes, lines, fine_tune)
 
 
 def _check_fits(built: torch.nn.Module, system: dict[str, torch.Tensor], path: Path) -> None:
@@ -304,7 +312,7 @@ def _check_fits(built: torch.nn.Module, system: dict[str, torch.Tensor], path: P
         raise LayoutError(f"{path}: converted weights do not fit the rebuilt model: missing {missing[:8]}, unexpected {result.unexpected_keys[:8]}")
 
 
-def _summary(kind, path, layout, dataset, size, stride, mode, spec, coefficient, neck_feat, preset, out) -> list[str]:
+def _summary(kind, path, layout, dataset, size, stride, mode, spec, coefficient, neck_feat, preset, out, fine_tune) -> list[str]:
     name = {"clipreid": "CLIP-ReID", "svll": "SVLL-ReID"}[kind]
     if layout.arch == "vit":
         grid = f"stride {stride}" + (" (overlapping patches)" if stride < layout.patch else "")
@@ -326,7 +334,7 @@ def _summary(kind, path, layout, dataset, size, stride, mode, spec, coefficient,
         f"[import] wrote {out}",
         f"  evaluate:    python -m reid.evaluate run={out}",
         f"  search:      python -m reid.search --run {out} --query <image or folder> --gallery <folder>",
-        f"  fine-tune:   python -m reid.train {'experiment=' + preset if preset else f'dataset={dataset}'} init_from={out}",
+        f"  fine-tune:   python -m reid.train {' '.join(fine_tune)}",
     ]
     return lines
 
@@ -356,7 +364,7 @@ def import_openai(clip_pt: str | Path, out_dir: str | Path, overwrite: bool = Fa
         f"[import] OpenAI CLIP {path}",
         f"  ViT: {v['num_hidden_layers']} blocks, width {v['hidden_size']}, patch {v['patch_size']}, {v['image_size']}px; "
         f"text: {spec['text']['num_hidden_layers']} blocks, width {spec['text']['hidden_size']}; projection {spec['projection_dim']}",
-        f"[import] wrote Hugging Face folder {out} (config.json, model.safetensors, tokenizer and preprocessor files)",
+        f"[import] wrote Hugging Face folder {out} (config.json, model.safetensors, tokenizer files)",
         f"  use it:  python -m reid.train backbone.pretrained={out} ...",
     ]
 

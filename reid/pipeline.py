@@ -14,7 +14,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
-from reid.builders import build_dataset, build_model, build_text_side, limit_test_set, seed_everything, to_plain
+from reid.builders import (
+    build_dataset, build_model, build_text_side, limit_test_set, seed_everything, to_plain, check_init_backbone,
+)
 from reid.config_schema import ineffective_settings, validate_config
 from reid.data import summary_metrics
 from reid.data.formats.folder import write_label_maps
@@ -24,6 +26,7 @@ from reid.engine.checkpoint import Checkpointer, latest_checkpoint, rng_state, s
 from reid.engine.distributed import DistContext, broadcast_module_state, cleanup, gather_features, init_distributed, shard
 from reid.engine.evaluator import EvalResult, score
 from reid.engine.faults import NonFinitePolicy, Preempted
+from reid.engine.init_weights import covers_pretrained, load_initial_weights, read_source
 from reid.engine.features import extract_features
 from reid.engine.loop import StageLoop
 from reid.engine.objectives import ImageLossConfig, ImageObjective
@@ -157,6 +160,7 @@ def train(cfg: DictConfig) -> float:
     see docs/distributed.md for what each rank does.
     """
     validate_config(cfg)  # types and values, before any folder, data or tracker is touched (raises ConfigError)
+    check_init_backbone(cfg)  # init_from=<run>: its weights fit only its own architecture
     dist = init_distributed(str(cfg.device))
     final = _job(cfg, dist)
     # Only after success: on an error the process exits with the group (destroying it while other ranks still
@@ -265,10 +269,13 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
     tracker.log_metrics({"data.skipped_corrupt": float(ds.meta.get("skipped_corrupt", 0))})
     test = limit_test_set(ds, int(cfg.limits.eval_images))
     num_classes = ds.num_train_pids
-    with dist.main_first():  # a self-pretrained backbone (clip_tiny_synthetic) is made once, by rank 0
-        model, clip = build_model(cfg, num_classes, ds.num_cams, ds.num_views)
-    system = torch.nn.ModuleDict({"image": model})
     uses_text = cfg.method.name == "clipreid"
+    init = read_source(cfg.init_from) if cfg.get("init_from") and resume_state is None else None
+    # Every weight comes from init_from when it holds the encoders: build the architecture alone (no CLIP file needed).
+    arch_only = init is not None and cfg.backbone.get("config") is not None and covers_pretrained(init[1], uses_text)
+    with dist.main_first():  # a self-pretrained backbone (clip_tiny_synthetic) is made once, by rank 0
+        model, clip = build_model(cfg, num_classes, ds.num_cams, ds.num_views, architecture_only=arch_only)
+    system = torch.nn.ModuleDict({"image": model})
     if uses_text:
         prompt_learner, text_encoder = build_text_side(cfg, clip, num_classes)
         system["prompt"] = prompt_learner
@@ -299,10 +306,9 @@ def _train(cfg, device, run_dir, tracker: Tracker, run_id, resume_from, resume_s
     if resume_state is not None:
         _say(dist, f"[resume] from {resume_from} (stage {resumed_stage}, epoch {resume_state['epoch']})")
         system.load_state_dict(resume_state["system"])
-    elif cfg.get("init_from"):
-        init = Checkpointer.load(Path(cfg.init_from))
-        system.load_state_dict(init["system"])
-        _say(dist, f"[init] weights from {cfg.init_from} (stage {init['stage']}, epoch {init['epoch']})")
+    elif init is not None:
+        for line in load_initial_weights(system, *init).lines():
+            _say(dist, line)
     if dist.distributed:  # ranks built their models from the same seed; make the start identical regardless
         broadcast_module_state(system)
     if resume_state is None and cfg.eval.at_start:

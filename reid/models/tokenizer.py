@@ -74,7 +74,8 @@ def default_cache() -> Path:
 
 def clip_tokenizer(pretrained: str | None = None) -> CLIPTokenizer:
     """HF ``CLIPTokenizer``: from a pretrained folder when it has tokenizer files, else from open_clip's BPE file."""
-    if pretrained and Path(pretrained).is_dir() and (Path(pretrained) / "vocab.json").is_file():
+    folder = Path(pretrained) if pretrained else None
+    if folder is not None and folder.is_dir() and any((folder / f).is_file() for f in ("vocab.json", "tokenizer.json")):
         return CLIPTokenizer.from_pretrained(pretrained, local_files_only=True)
     folder = tokenizer_files(default_cache() / "clip_tokenizer")
     return CLIPTokenizer.from_pretrained(str(folder), local_files_only=True, model_max_length=CONTEXT_LENGTH)

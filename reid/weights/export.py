@@ -28,8 +28,9 @@ class Descriptor(nn.Module):
 
     def __init__(self, model: nn.Module, id_names: Sequence[str] = ()):
         super().__init__()
-        self.model = model.eval()
+        self.model = model
         self.id_names = tuple(id_names)
+        self.eval()
 
     def forward(self, images: torch.Tensor, *ids: torch.Tensor) -> torch.Tensor:
         named = dict(zip(self.id_names, ids))
@@ -64,7 +65,9 @@ def export_onnx(
         warnings.filterwarnings("ignore", message=".*axis name.*")  # every input shares the one batch axis
         torch.onnx.export(
             module, args, str(path), input_names=names, output_names=["descriptor"],
-            dynamic_shapes=tuple({0: batch} for _ in names), opset_version=opset, dynamo=True, verbose=False,
+            # forward(images, *ids): the varargs are one more input, a tuple, when there are any
+            dynamic_shapes=({0: batch}, *((tuple({0: batch} for _ in module.id_names),) if module.id_names else ())),
+            opset_version=opset, dynamo=True, verbose=False,
         )
     model = onnx.load(str(path))
     for key, value in metadata.items():

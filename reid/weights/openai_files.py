@@ -136,19 +136,16 @@ def clip_model_from_openai(sd: Mapping[str, torch.Tensor], attn_implementation: 
 def save_hf_folder(sd: Mapping[str, torch.Tensor], out_dir: str | Path, source: str = "weights") -> Path:
     """Write an OpenAI ViT CLIP state dict as a HF ``save_pretrained`` folder: fp32 config and weights, tokenizer.
 
+
     The tokenizer files come from open_clip's copy of OpenAI's BPE merges and pad with id 0 as OpenAI's
     ``clip.tokenize`` does, so a prompt tokenises to the same 77 ids as in CLIP-ReID and open_clip.
     """
-    from transformers import CLIPImageProcessor
-
     from reid.models.tokenizer import clip_tokenizer
 
     out = Path(out_dir).expanduser()
     model = clip_model_from_openai(sd, attn_implementation="eager", source=source)
-    model.config.torch_dtype = "float32"
+    model.config.dtype = "float32"
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out), safe_serialization=True)
     clip_tokenizer().save_pretrained(str(out))
-    size = int(model.config.vision_config.image_size)
-    CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(str(out))
     return out
