@@ -37,7 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m reid.report",
         description=__doc__.split("\n\n")[0].replace("\n", " "),
         epilog="Exit status: 0 done, 2 bad input (one line 'error: ...' on stderr). Details: docs/report.md.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sel = parser.add_argument_group("which runs (only FINISHED runs are averaged)")
     sel.add_argument("--experiment", metavar="NAME", help=f"MLflow experiment (default: {DEFAULT_EXPERIMENT!r}; "
@@ -61,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--metrics", default=",".join(DEFAULT_METRICS), metavar="LIST",
                     help="comma-separated final metrics (default: %(default)s; validation ones: val/mAP ...)")
     st.add_argument("--baseline", metavar="ARM", help="paired differences against this arm: its label or KEY=VALUE[,KEY=VALUE...]")
-    st.add_argument("--confidence", type=float, default=0.95, help="interval level (default: %(default)s)")
+    st.add_argument("--confidence", type=float, default=0.95, metavar="LEVEL", help="interval level (default: %(default)s)")
     st.add_argument("--bootstrap", type=int, default=0, metavar="N", help="also a percentile bootstrap interval from N resamples")
     st.add_argument("--bootstrap-seed", type=int, default=0, metavar="SEED", help="the bootstrap's random seed (default: %(default)s)")
 

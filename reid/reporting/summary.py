@@ -16,6 +16,9 @@ from reid.reporting.studies import StudySummary, study_summaries
 
 DEFAULT_METRICS = ("mAP", "rank1", "mINP")
 SHOWN_AVAILABLE = 40  # metric names listed in the "no run has metric" error
+# Below this many pairs a percentile bootstrap interval is too narrow to trust (it only sees the pairs' own
+# spread; with 2 pairs it spans just those two differences), so the report says so.
+BOOTSTRAP_FEW_PAIRS = 10
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,12 @@ def build_report(
                     a.metrics[m].by_seed(), base.metrics[m].by_seed(), confidence, bootstrap, bootstrap_seed,
                 )
                 report.comparisons.append(Comparison(a.label, m, diff))
+        few = sorted({c.difference.n for c in report.comparisons if 2 <= c.difference.n < BOOTSTRAP_FEW_PAIRS})
+        if bootstrap and few:
+            report.notes.append(
+                f"bootstrap intervals from {', '.join(map(str, few))} pair(s) are too narrow to trust "
+                f"(fewer than {BOOTSTRAP_FEW_PAIRS}: they cannot see beyond the pairs' own spread); read the t interval"
+            )
     seed_key = "seed"
     report.failed = [FailedRun(r, grouping.label_of(r), r.params.get(seed_key, "?")) for r in failed]
     return report

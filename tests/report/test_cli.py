@@ -103,6 +103,8 @@ def test_bootstrap_is_seeded(study_store: Store, capsys) -> None:
     boot = row.split("|")[-2].strip()
     low, high = (float(x) for x in boot.strip("[]").split(","))
     assert 2.0 <= low < 5.0 < high <= 8.0
+    assert ("- bootstrap intervals from 3 pair(s) are too narrow to trust (fewer than 10: they cannot see beyond "
+            "the pairs' own spread); read the t interval") in first.splitlines()
 
 
 def test_files_written(study_store: Store, labels_file: Path, tmp_path: Path, capsys) -> None:
@@ -237,3 +239,32 @@ def test_a_store_that_does_not_exist_is_not_created(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: no MLflow store at {tmp_path}/typo.db (tracking URI sqlite:///{tmp_path}/typo.db)"
     assert not (tmp_path / "typo.db").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--filter", "params.x ~ 1"], "MLflow rejected the filter 'params.x ~ 1': "),
+    (["--log-to", "0123"], "no MLflow run '0123' in {uri} to log the report to"),
+    (["--baseline", "ssl.name=none"], "baseline 'ssl.name=none' matches 2 arms ('method.name=baseline ssl.name=none "
+                                      "ssl.weight=0.0', 'method.name=clipreid ssl.name=none ssl.weight=0.0'); be more specific"),
+    (["--labels", "{tmp}/missing.json"], "labels file {tmp}/missing.json not found"),
+    (["--bootstrap", "-1"], "--bootstrap must be >= 0, got -1"),
+], ids=["filter-rejected", "unknown-log-to-run", "ambiguous-baseline", "missing-labels-file", "negative-bootstrap"])
+def test_more_bad_input_in_process(study_store: Store, tmp_path: Path, capsys, args: list[str], message: str) -> None:
+    argv = ["--tracking-uri", study_store.uri, "--experiment", "study", "--metrics", "mAP"]
+    assert main(argv + [a.format(tmp=tmp_path) for a in args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: " + message.format(uri=study_store.uri, tmp=tmp_path))
+    assert captured.err.count("\n") == 1
+
+
+def test_a_whole_report_imports_neither_hydra_omegaconf_nor_torch(study_store: Store, tmp_path: Path) -> None:
+    # The library takes plain values (no Hydra below the entry points); the command stays quick without torch.
+    code = (
+        "import sys; from reid.report import main; "
+        f"code = main(['--tracking-uri', {study_store.uri!r}, '--experiment', 'study', '--baseline', "
+        f"'method.name=baseline', '--bootstrap', '100', '--out', {str(tmp_path)!r}]); "
+        "print(code, sorted(m for m in ('hydra', 'omegaconf', 'torch') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.stdout.splitlines()[-1] == "0 []", done.stderr[-2000:]
