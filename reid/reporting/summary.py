@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reid.reporting.errors import ReportError
-from reid.reporting.grouping import Arm, Grouping, group_runs
+from reid.reporting.grouping import SEED_KEY, Arm, Grouping, group_runs
 from reid.reporting.labels import LabelRule, parse_settings, values_equal
 from reid.reporting.records import RunRecord
 from reid.reporting.statistics import PairedDifference, mean_std, paired_difference
@@ -174,6 +174,5 @@ def build_report(
                 f"bootstrap intervals from {', '.join(map(str, few))} pair(s) are too narrow to trust "
                 f"(fewer than {BOOTSTRAP_FEW_PAIRS}: they cannot see beyond the pairs' own spread); read the t interval"
             )
-    seed_key = "seed"
-    report.failed = [FailedRun(r, grouping.label_of(r), r.params.get(seed_key, "?")) for r in failed]
+    report.failed = [FailedRun(r, grouping.label_of(r), r.params.get(SEED_KEY, "?")) for r in failed]
     return report
