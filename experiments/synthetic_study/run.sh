@@ -5,7 +5,9 @@
 #      and the negative-free SimSiam variant, over the same seeds;
 #   2. a STUDY_TRIALS-trial Optuna sweep of CLIP-ReID's stage-2 loss weights (conf/hparams_search/
 #      clipreid_loss_weights.yaml); it is resumable: re-running this script continues the stored study;
-#   3. report.py: mean ± std of mAP / rank-1 / mINP per method, written into README.md.
+#   3. python -m reid.report: mean ± std of mAP / rank-1 / mINP per arm (named by labels.json) and the paired
+#      differences against the baseline, written into README.md and to outputs/synthetic_study/report/, and logged
+#      to a run of its own in the experiment (docs/report.md).
 # Everything goes to the MLflow experiment STUDY_EXPERIMENT in the project's store (`mlflow ui` in the project root)
 # or in STUDY_TRACKING_URI when set.
 #
@@ -20,6 +22,7 @@ SEEDS="${STUDY_SEEDS:-1,2,3}"
 TRIALS="${STUDY_TRIALS:-20}"
 common=(experiment=demo "logger.experiment_name=${EXPERIMENT}")
 report=(--experiment "${EXPERIMENT}")
+REPORT_DIR="${STUDY_REPORT_DIR:-outputs/synthetic_study/report}"
 if [[ -n "${STUDY_TRACKING_URI:-}" ]]; then   # another MLflow store than conf/logger/mlflow.yaml's
   common+=("logger.tracking_uri=${STUDY_TRACKING_URI}")
   report+=(--tracking-uri "${STUDY_TRACKING_URI}")
@@ -37,5 +40,7 @@ common+=("$@")
 # 2. Loss-weight search for CLIP-ReID (the preset selects method=clipreid; the study lives in outputs/optuna.db).
 "$PYTHON" -m reid.train -m "${common[@]}" hparams_search=clipreid_loss_weights "hydra.sweeper.n_trials=${TRIALS}"
 
-# 3. The table.
-"$PYTHON" experiments/synthetic_study/report.py "${report[@]}"
+# 3. The table: every arm against the baseline, paired by seed (t intervals and a 10,000-resample bootstrap).
+"$PYTHON" -m reid.report "${report[@]}" --labels experiments/synthetic_study/labels.json \
+  --baseline "Baseline (CLIP fine-tuning)" --bootstrap 10000 \
+  --out "${REPORT_DIR}" --log-to new --readme experiments/synthetic_study/README.md
