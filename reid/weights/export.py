@@ -54,8 +54,12 @@ def export_onnx(
     module: Descriptor, size: tuple[int, int], path: str | Path, metadata: Mapping[str, Any], opset: int = ONNX_OPSET,
 ) -> Path:
     """Write the descriptor graph with a dynamic batch axis and ``metadata`` as the model's metadata_props."""
+    import logging
+
     import onnx
 
+    # torch.onnx logs one line per torchvision operator it cannot register (torchvision is not used here)
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     args = example_inputs(size, module.id_names, batch=2)
@@ -63,6 +67,7 @@ def export_onnx(
     names = ["images", *module.id_names]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.filterwarnings("ignore", message=".*axis name.*")  # every input shares the one batch axis
+        warnings.filterwarnings("ignore", category=FutureWarning)  # torch.export's own deprecations, not ours
         torch.onnx.export(
             module, args, str(path), input_names=names, output_names=["descriptor"],
             # forward(images, *ids): the varargs are one more input, a tuple, when there are any

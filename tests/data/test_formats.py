@@ -248,7 +248,7 @@ def test_veri_with_view_labels_in_dataset_folder(tmp_path, trees):
     assert ds.meta["dropped_no_view"] == 0
 
 
-def test_veri_without_labels_warns_and_ignores_cwd(tmp_path, trees, monkeypatch, caplog):
+def test_veri_without_labels_fails_naming_the_files_and_ignores_cwd(tmp_path, trees, monkeypatch, caplog):
     root = tmp_path / "data"
     trees.veri(root, keypoints=False)
     # CLIP-ReID would read these cwd-relative files; we must not.
@@ -256,11 +256,17 @@ def test_veri_without_labels_warns_and_ignores_cwd(tmp_path, trees, monkeypatch,
     trees.keypoints(cwd / "datasets")
     trees.keypoints(cwd)
     monkeypatch.chdir(cwd)
+    with pytest.raises(DatasetError) as err:
+        load_dataset("veri776", root)
+    for name in ("keypoint_train.txt", "keypoint_test.txt"):
+        assert str(root / "VeRi" / name) in str(err.value)
+    assert "dataset.options.without_views=true" in str(err.value)
+    # The hint, applied: every view id 0, said once.
     with caplog.at_level(logging.WARNING, logger="reid.data.formats.veri776"):
-        ds = load_dataset("veri776", root)
+        ds = load_dataset("veri776", root, without_views=True)
     assert {r.viewid for r in (*ds.train, *ds.query, *ds.gallery)} == {0}
     assert ds.meta["view_labels"] is None
-    assert "every view id is 0" in caplog.text
+    assert "without_views=True: every view id is 0" in caplog.text
 
 
 def test_veri_explicit_keypoint_dir(tmp_path, trees):

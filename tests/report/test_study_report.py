@@ -100,7 +100,7 @@ def test_each_arm_gets_its_label_and_its_seeds(study: Store, tmp_path: Path, cap
         "method.name=clipreid ssl.name=simclr ssl.lang_weight=0.8 ssl.weight=0.8",
         "method.name=clipreid ssl.name=simclr ssl.lang_weight=0.8 ssl.weight=0",
         "method.name=clipreid ssl.name=simclr ssl.lang_weight=0 ssl.weight=0.8",
-        "method.name=clipreid ssl.name=simsiam ssl.lang_weight=0.8 ssl.weight=0.8",
+        "method.name=clipreid ssl.name=simsiam ssl.lang_weight=0.0 ssl.weight=0.8",
     ]
     # Every seed of an arm is 10 points of mAP above the previous arm's: the paired differences are exact.
     assert "| SVLL-ReID (SimCLR) | mAP | 3 | +20.00 | [+20.00, +20.00] |" in lines

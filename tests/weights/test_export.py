@@ -190,3 +190,26 @@ def test_init_from_an_imported_run_starts_from_its_weights(tmp_path, capsys):
     expected = Evaluator(trained.config, released.model, test.query, test.gallery, torch.device("cpu"), False)()
     untrained = out[out.index("untrained model"):].splitlines()[3]
     assert f"{100 * expected.metrics['mAP']:6.2f}%" == untrained.split("|")[0].strip().rjust(7)
+
+
+def test_an_imported_run_evaluates_and_searches_from_the_command_line(tmp_path):
+    """python -m reid.evaluate run=OUT and python -m reid.search --run OUT, on the synthetic world (no other files)."""
+    from reid.data import load_dataset
+
+    spec = Spec(size=(128, 64), width=128, layers=2, num_ids=9)
+    torch.save(generated(spec, seed=30), tmp_path / "m.pth")
+    run = import_checkpoint("clipreid", tmp_path / "m.pth", tmp_path / "run", dataset="synthetic").out_dir
+    data = tmp_path / "data"
+    world = load_dataset("synthetic", data)  # the run's own dataset settings are the group defaults
+    env_paths = [f"paths.data_dir={data}", f"paths.output_root={tmp_path / 'outputs'}", "logger=none"]
+    done = subprocess.run([sys.executable, "-m", "reid.evaluate", f"run={run}", *env_paths, "progress=false"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mAP" in done.stdout and "rank1" in done.stdout
+    query = world.query[0].path
+    found = subprocess.run([sys.executable, "-m", "reid.search", "--run", str(run), "--query", query, "--gallery",
+                            str(Path(world.gallery[0].path).parent), "--topk", "5", "--out", str(tmp_path / "r.png")],
+                           cwd=ROOT, capture_output=True,
+                           text=True, timeout=600)
+    assert found.returncode == 0, found.stderr[-3000:]
+    assert found.stdout.count(".jpg") >= 5

@@ -7,7 +7,8 @@ come from the orientation labels of Zhongdao/VehicleReIDKeyPointData
 Deviations from CLIP-ReID, on purpose:
 * the label files are looked up in the dataset folder or an explicit
   ``keypoint_dir``, never relative to the working directory (Hydra changes it);
-* without label files every view id is 0 and a warning says so;
+* without label files the load fails, naming the files it looked for, unless
+  ``without_views=True`` says to train and evaluate with every view id 0;
 * an image with no label is an error unless ``drop_missing_views=True``, which
   drops such images with a counted warning (CLIP-ReID drops them silently).
 """
@@ -44,7 +45,7 @@ KEYPOINT_FILES = ("keypoint_train.txt", "keypoint_test.txt")
 LAYOUT = render_layout(
     TOP_FOLDER,
     [f"{d}/  (<vid>_c<cam>_<frame>_<n>.jpg)" for d in SPLIT_DIRS]
-    + [f"{f}  (optional view labels; or in keypoint_dir)" for f in KEYPOINT_FILES],
+    + [f"{f}  (view labels; or in keypoint_dir)" for f in KEYPOINT_FILES],
 )
 
 
@@ -74,8 +75,13 @@ def _read_views(path: Path) -> dict[str, int]:
     return views
 
 
-def _view_files(root: Path, dataset_dir: Path, keypoint_dir: str | os.PathLike[str] | None) -> list[Path] | None:
-    """The two label files to use, or None when there are none (views default to 0)."""
+def _view_files(
+    root: Path, dataset_dir: Path, keypoint_dir: str | os.PathLike[str] | None, without_views: bool
+) -> list[Path] | None:
+    """The two label files to use, or None when ``without_views`` asks for view id 0 throughout."""
+    if without_views:
+        logger.warning("%s: without_views=True: every view id is 0 (view labels are not read)", OFFICIAL_NAME)
+        return None
     if keypoint_dir is not None:
         # A relative keypoint_dir is taken relative to the dataset root, never the cwd.
         folder = root / Path(keypoint_dir).expanduser()
@@ -94,11 +100,11 @@ def _view_files(root: Path, dataset_dir: Path, keypoint_dir: str | os.PathLike[s
             f"{OFFICIAL_NAME}: only one view label file found; {', '.join(missing)} is missing. "
             "Both are needed, or neither (then every view id is 0)."
         )
-    logger.warning(
-        "%s: no view labels (%s) in '%s' and no keypoint_dir given; every view id is 0",
-        OFFICIAL_NAME, " / ".join(KEYPOINT_FILES), dataset_dir,
+    raise DatasetError(
+        f"{OFFICIAL_NAME}: no view labels: {files[0]} and {files[1]} do not exist (they come from "
+        "Zhongdao/VehicleReIDKeyPointData). Put them there, point dataset.options.keypoint_dir at their folder, "
+        "or set dataset.options.without_views=true to train and evaluate with every view id 0."
     )
-    return None
 
 
 def _apply_views(
@@ -120,6 +126,7 @@ def load_veri776(
     root: Path,
     keypoint_dir: str | os.PathLike[str] | None = None,
     drop_missing_views: bool = False,
+    without_views: bool = False,
 ) -> ReIDDataset:
     """576 training vehicles over 20 cameras, with view classes 0..7 when labels exist."""
     dataset_dir = require_dir(root / TOP_FOLDER, OFFICIAL_NAME, LAYOUT)
@@ -129,7 +136,7 @@ def load_veri776(
     junk = sum(n for _, n in scanned)
     meta: dict = {"official_name": OFFICIAL_NAME, "dataset_dir": str(dataset_dir), "junk_dropped": junk}
 
-    files = _view_files(root, dataset_dir, keypoint_dir)
+    files = _view_files(root, dataset_dir, keypoint_dir, without_views)
     meta["view_labels"] = [str(f) for f in files] if files else None
     dropped = 0
     if files is not None:
