@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from reid.builders import build_model  # noqa: E402
+from reid.build import build_model  # noqa: E402
 from reid.data.transforms import TestTransform, TrainAugment  # noqa: E402
 from reid.engine.checkpoint import Checkpointer  # noqa: E402
 from reid.engine.faults import NonFinitePolicy  # noqa: E402

@@ -21,13 +21,16 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from reid.evaluation.protocol import PROTOCOL_KEYS as EVAL_PROTOCOL_KEYS
+
 # conf/ sits beside the package in the project root; an absolute path works from any working directory.
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
 FEATURE_KEYS = ("qf", "gf", "q_pids", "g_pids", "q_camids", "g_camids")
 PATH_KEYS = ("q_paths", "g_paths")
-# Settings that change the numbers; a run's own values apply unless given on the command line.
-PROTOCOL_KEYS = ("normalize", "rerank", "k1", "k2", "lambda_value", "backend", "flip", "batch_size", "max_rank")
+# Settings that change the numbers (the EvalProtocol's, and the batch size of extraction); a run's own values apply
+# unless given on the command line.
+PROTOCOL_KEYS = (*EVAL_PROTOCOL_KEYS, "batch_size")
 
 
 @dataclass
@@ -167,12 +170,10 @@ def _tracking_uri(cfg: DictConfig) -> str:
 
 
 def _score(e: DictConfig, qf: Any, gf: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any) -> Any:
+    from reid.build import eval_protocol
     from reid.engine.evaluator import score
 
-    return score(
-        qf, gf, q_pids, g_pids, q_camids, g_camids, normalize=bool(e.normalize), rerank=bool(e.rerank), k1=int(e.k1),
-        k2=int(e.k2), lambda_value=float(e.lambda_value), backend=str(e.backend), max_rank=int(e.max_rank),
-    )
+    return score(qf, gf, q_pids, g_pids, q_camids, g_camids, eval_protocol(e))
 
 
 def _labels(records: Sequence[Any], attr: str) -> np.ndarray:
@@ -234,7 +235,7 @@ def _trial_ids(dataset: dict[str, Any], trials: int) -> list[int | None]:
 
 
 def _evaluate_run(cfg: DictConfig, overrides: Sequence[str]) -> tuple[list[Split], DictConfig, str, dict[str, str]]:
-    from reid.builders import limit_test_set
+    from reid.build import limit_test_set
     from reid.data import load_dataset
     from reid.inference import load_run
 

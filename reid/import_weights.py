@@ -219,7 +219,7 @@ def import_checkpoint(
     """Import a CLIP-ReID (``kind="clipreid"``) or SVLL-ReID (``"svll"``) checkpoint as a reid run folder."""
     from omegaconf import OmegaConf, open_dict
 
-    from reid.inference import build_system
+    from reid.inference import build_run_system
     from reid.weights.clipreid_layout import check_layout, read_layout, to_reid
     from reid.weights.run_folder import write_run_folder
 
@@ -279,7 +279,7 @@ def import_checkpoint(
         cfg.task_name = "import"
     system, aside = to_reid(sd, layout)
     model_spec = {"num_classes": layout.num_ids, "num_cams": num_cams, "num_views": num_views}
-    built = build_system(cfg, system, model_spec)
+    built = build_run_system(cfg, system, model_spec)
     _check_fits(built, system, path)
     imported = {
         "kind": kind, "checkpoint": str(path), "sha256": _sha256(path), "preset": preset,
@@ -290,12 +290,12 @@ def import_checkpoint(
     container["imported"] = imported
     out = Path(out_dir).expanduser().absolute()
     container.setdefault("paths", {})["output_dir"] = str(out)
-    from reid.builders import architecture_overrides
+    from reid.build import architecture_overrides
 
     fine_tune = [*base, *architecture_overrides(cfg, _compose(base)), f"init_from={out}"]
     match = _EPOCH_IN_NAME.search(path.name)
     written = write_run_folder(
-        out, container, system, model_spec, imported, aside, epoch=int(match.group(1)) if match else 0, overwrite=overwrite
+        out, OmegaConf.to_yaml(OmegaConf.create(container)), system, model_spec, imported, aside, epoch=int(match.group(1)) if match else 0, overwrite=overwrite
     )
     lines = _summary(kind, path, layout, dataset, size, stride_, mode, model_spec, sie_coefficient, neck_feat, preset, out, fine_tune)
     return Imported(out, written, dataset, size, stride_ if layout.arch == "vit" else None, mode, model_spec, notes, lines, fine_tune)

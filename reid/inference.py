@@ -4,7 +4,7 @@
 (``outputs/<task>/runs/<time>/``), one of its checkpoint files
 (``<run>/checkpoints/ckpt_stage2_eNNNN.pt``) or the MLflow run id (looked up
 through the run's ``run_dir`` tag). The model is rebuilt from the run's own
-``.hydra/config.yaml`` through :func:`reid.builders.build_model`, then the
+``.hydra/config.yaml`` through :func:`reid.build.build_system`, then the
 checkpoint's weights are loaded; ``TrainedRun.extract`` encodes images exactly
 as the training run's evaluation did (same loader, transform and descriptor).
 """
@@ -215,7 +215,7 @@ def _side_info_sizes(
         return rows, 1
     if sie.view and not sie.camera:
         return 1, rows
-    from reid.builders import build_dataset  # camera x view table: the factors come from the run's dataset
+    from reid.build import build_dataset  # camera x view table: the factors come from the run's dataset
 
     ds = build_dataset(cfg)
     if ds.num_cams * ds.num_views != rows:
@@ -225,7 +225,7 @@ def _side_info_sizes(
     return ds.num_cams, ds.num_views
 
 
-def build_system(
+def build_run_system(
     cfg: DictConfig, state: dict[str, torch.Tensor], model_spec: dict[str, int] | None = None
 ) -> torch.nn.ModuleDict:
     """Rebuild the run's image model (and CLIP-ReID's text side) with the shapes the checkpoint holds.
@@ -233,7 +233,8 @@ def build_system(
     ``model_spec`` (identities, cameras, views) is what checkpoints since the weights importer record; without it
     the sizes are read off the weights (and, for a camera x view SIE table, the run's dataset).
     """
-    from reid.builders import build_model, build_text_side
+    from reid.build import build_system
+    from reid.methods import method_class
 
     key = f"{IMAGE_PREFIX}head.classifier.weight"
     if key not in state:
@@ -241,13 +242,9 @@ def build_system(
     num_classes = int(state[key].shape[0])
     num_cams, num_views = _side_info_sizes(cfg, state, model_spec)
     arch = architecture_config(cfg)
+    uses_text = method_class(str(cfg.method.name)).uses_text
     with torch.random.fork_rng(devices=[]):  # random init is overwritten; keep the caller's RNG stream untouched
-        model, clip = build_model(arch, num_classes, num_cams, num_views)
-        system = torch.nn.ModuleDict({"image": model})
-        if cfg.method.name == "clipreid":
-            prompt, text = build_text_side(arch, clip, num_classes)
-            system["prompt"], system["text"] = prompt, text
-    return system
+        return build_system(arch, num_classes, num_cams, num_views, uses_text=uses_text, ssl=False)
 
 
 def load_weights(system: torch.nn.ModuleDict, state: dict[str, torch.Tensor], checkpoint: Path) -> list[str]:
@@ -315,9 +312,15 @@ class TrainedRun:
 
     @property
     def uses_side_info(self) -> bool:
-        """Whether the model adds camera/view embeddings (SIE), so extraction needs true camera ids."""
-        sie = self.config.backbone.sie
-        return bool(sie.camera or sie.view)
+        """Whether the model adds camera/view embeddings (SIE), so extraction needs true camera ids (asked of it)."""
+        return any(self.model.side_info)
+
+    @property
+    def protocol(self):
+        """The run's own evaluation protocol (reid.evaluation.protocol.EvalProtocol)."""
+        from reid.build import eval_protocol
+
+        return eval_protocol(self.config.eval)
 
     @property
     def dataset_name(self) -> str:
@@ -384,7 +387,7 @@ def load_run(
         tracking_uri: MLflow store for run ids; default ``sqlite:///<root_dir>/mlflow.db``.
         root_dir: the project root the run's ``paths.root_dir`` is replaced with.
     """
-    from reid.builders import resolve_device
+    from reid.build import resolve_device
     from reid.engine.checkpoint import Checkpointer
 
     where = locate_run(run, tracking_uri, root_dir)
@@ -395,7 +398,7 @@ def load_run(
     state = Checkpointer.load(ckpt_path)
     if not isinstance(state, dict) or "system" not in state:
         raise RunLoadError(f"checkpoint {ckpt_path} has no 'system' weights: not a reid.train checkpoint")
-    system = build_system(cfg, state["system"], state.get("model_spec"))
+    system = build_run_system(cfg, state["system"], state.get("model_spec"))
     ignored = load_weights(system, state["system"], ckpt_path)
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
     system.to(dev).eval()

@@ -131,7 +131,7 @@ def ensure_pretrained(
 
 @hydra.main(config_path=CONFIG_DIR, config_name="pretrain")
 def main(cfg: DictConfig) -> None:
-    from reid.builders import resolve_device
+    from reid.build import resolve_device
 
     ensure_pretrained(cfg.backbone, resolve_device(cfg.device), progress=bool(cfg.progress), force=bool(cfg.force))
 

@@ -116,25 +116,14 @@ def rank_gallery(
     Distances follow the run's eval settings (normalisation, flip, re-ranking
     parameters); ties keep gallery order, as the evaluation's stable sort does.
     """
-    import torch
+    from reid.engine.evaluator import distances
 
-    from reid.evaluation import re_ranking
-    from reid.evaluation.distance import l2_normalize, squared_euclidean
-
-    e = run.config.eval
+    protocol = run.protocol.with_changes(rerank=bool(rerank))
     qf = run.extract([query], desc="query")
     gf = run.extract(list(gallery), num_workers=num_workers, progress=progress, desc="gallery")
-    if bool(e.normalize):
-        qf, gf = l2_normalize(qf), l2_normalize(gf)
-    if rerank:
-        dist = re_ranking(qf, gf, k1=int(e.k1), k2=int(e.k2), lambda_value=float(e.lambda_value), backend=str(e.backend))
-        metric = f"k-reciprocal re-ranking (k1={e.k1}, k2={e.k2}, lambda={e.lambda_value})"
-    else:
-        dist = squared_euclidean(qf, gf)
-        metric = "squared Euclidean" + (" on L2-normalised descriptors" if e.normalize else "")
-    row = np.asarray(dist.cpu().numpy() if isinstance(dist, torch.Tensor) else dist)[0]
+    row = distances(qf, gf, protocol)[0]
     order = np.argsort(row, kind="stable")
-    return order, row[order], metric
+    return order, row[order], protocol.describe()
 
 
 def search(

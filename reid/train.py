@@ -16,7 +16,7 @@ PREEMPTED_EXIT_CODE = 143
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", execution_whitelist=["reid.tracking.*"])
 def main(cfg: DictConfig) -> float:
-    from reid.config_schema import validate_config
+    from reid.config import validate_config
 
     validate_config(cfg)  # before the training stack (torch, transformers) is even imported: a typo fails in seconds
 

@@ -64,6 +64,18 @@ def format_constant(name: str, constant: str, default: object = None) -> object:
     return getattr(importlib.import_module(loader.__module__), constant, default)
 
 
+def check_options(name: str, options: dict) -> None:
+    """A DatasetError listing the options the format takes when ``options`` holds one it does not (no data read).
+
+    ``verify_images`` / ``skip_corrupt`` apply to every format and are not the format's own.
+    """
+    loader = _REGISTRY.get(name)
+    if loader is None:
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(registered_datasets())}")
+    own = {k: v for k, v in options.items() if k not in ("verify_images", "skip_corrupt")}
+    _check_options(name, loader, Path("."), own)
+
+
 def _check_options(name: str, loader: DatasetLoader, root: Path, options: dict) -> None:
     """Turn a config typo into a DatasetError listing the options the format takes."""
     signature = inspect.signature(loader)

@@ -60,6 +60,17 @@ def atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
+def write_json(path: Path, obj: Any) -> Path:
+    """``obj`` as JSON at ``path``, atomically (a reader never sees half a file)."""
+    import json
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def list_checkpoints(folder: Path) -> list[Path]:
     """Checkpoints in ``folder`` ordered oldest to newest by (stage, epoch)."""
     folder = Path(folder)

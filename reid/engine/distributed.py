@@ -155,7 +155,7 @@ def init_distributed(device_spec: str = "auto", timeout_s: float | None = None) 
     """Context from torchrun's environment; initialises the process group when ``WORLD_SIZE`` > 1.
 
     Single process (no ``WORLD_SIZE``, or 1): no group, ``device`` resolved as
-    ``reid.builders.resolve_device`` does. Distributed: NCCL on CUDA (this rank's GPU
+    ``reid.build.resolve_device`` does. Distributed: NCCL on CUDA (this rank's GPU
     made current), gloo on the CPU. A group that already exists is reused.
     """
     world = _env_int("WORLD_SIZE", 1)

@@ -26,6 +26,9 @@ RELEASE_FILE = "release"
 _HOLD_POLL_S = 0.01
 
 
+NONFINITE_ACTIONS = ("stop", "skip")  # nonfinite.action
+
+
 class NonFiniteLossError(RuntimeError):
     """A loss or gradient became NaN/inf and the policy says stop."""
 
@@ -43,7 +46,7 @@ class NonFinitePolicy:
     skipped: int = 0
 
     def __post_init__(self) -> None:
-        if self.action not in ("stop", "skip"):
+        if self.action not in NONFINITE_ACTIONS:
             raise ValueError(f"train.nonfinite.action must be 'stop' or 'skip', got {self.action!r}")
 
     def handle(self, where: str) -> None:

@@ -39,10 +39,14 @@ def build_optimizer(
     groups = param_groups(named, lr, weight_decay, bias_lr_factor, wdb)
     if lr <= 0:
         raise ValueError(f"learning rate must be positive, got {lr}")
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=tuple(betas), fused=fused)
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused)
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, fused=fused)
-    raise ValueError(f"unknown optimizer {name!r} (known: adam, adamw, sgd)")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
+    return OPTIMIZERS[name](groups, lr=lr, betas=tuple(betas), momentum=momentum, fused=fused)
+
+
+# name -> factory(groups, lr, betas, momentum, fused): the config's optimizer.name choices.
+OPTIMIZERS = {
+    "adam": lambda g, lr, betas, momentum, fused: torch.optim.Adam(g, lr=lr, betas=betas, fused=fused),
+    "adamw": lambda g, lr, betas, momentum, fused: torch.optim.AdamW(g, lr=lr, betas=betas, fused=fused),
+    "sgd": lambda g, lr, betas, momentum, fused: torch.optim.SGD(g, lr=lr, momentum=momentum, fused=fused),
+}

@@ -5,6 +5,7 @@ so ``factor(e)`` is the multiplier of the base lr used throughout epoch e.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable, Sequence
 
@@ -29,6 +30,12 @@ def cosine_warmup_lr(epoch: int, base_lr: float, epochs: int, warmup_epochs: int
     return lr_min + 0.5 * (base_lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs))
 
 
+def schedule_parameters(name: str) -> tuple[str, ...]:
+    """The config keys a schedule takes (its factor function's parameters after the epoch / lr arguments)."""
+    fn, skip = SCHEDULES[name]
+    return tuple(inspect.signature(fn).parameters)[skip:]
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, **params) -> torch.optim.lr_scheduler.LambdaLR:
     """A LambdaLR whose ``last_epoch`` is the 1-based epoch after the first ``step()``."""
     if name == "warmup_multistep":
@@ -40,4 +47,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, **
             base = group["lr"]
             fns.append(lambda e, b=base: cosine_warmup_lr(e, b, epochs, **params) / b)
         return torch.optim.lr_scheduler.LambdaLR(optimizer, fns)
-    raise ValueError(f"unknown scheduler {name!r} (known: warmup_multistep, cosine)")
+    raise ValueError(f"unknown scheduler {name!r} (known: {', '.join(SCHEDULES)})")
+
+
+# name -> (its per-epoch function, how many leading arguments are not config values): the scheduler.name choices.
+SCHEDULES = {"warmup_multistep": (warmup_multistep_factor, 1), "cosine": (cosine_warmup_lr, 3)}

@@ -1,12 +1,10 @@
-"""SVLL-ReID's two self-supervised terms as pluggable extra loss terms (docs/method.md §8.2, §8.3).
+"""SVLL-ReID's two self-supervised heads and the language views (docs/method.md §8.2, §8.3).
 
 language (stage 1): two masked copies of the prompts of the batch's distinct identities
 → frozen text encoder → projector → NT-Xent (or SimSiam). vision (stage 2): two extra
 random-erased views → image encoder class token (no SIE) → projector → NT-Xent (or SimSiam).
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 from torch import nn
@@ -23,6 +21,9 @@ def mask_prompts(prompts: torch.Tensor, mask_prob: float, generator: torch.Gener
     return prompts * keep
 
 
+SSL_FAMILIES = ("simclr", "simsiam")  # ssl.family
+
+
 class SSLHead(nn.Module):
     """An optional projector (+ the SimSiam predictor) and the family's loss on two views.
 
@@ -32,10 +33,13 @@ class SSLHead(nn.Module):
 
     def __init__(
         self, family: str, projector: nn.Module | None, temperature: float | None = None,
-        predictor: nn.Module | None = None,
+        predictor: nn.Module | None = None, mask_prob: float = 0.0, trainable: bool = True,
     ):
+        """``mask_prob``: the language head's masking of prompt entries; ``trainable``: whether the stage optimiser
+        trains the head (SVLL's text MLP is left out of its stage-1 optimiser: a fixed random projection)."""
         super().__init__()
-        if family not in ("simclr", "simsiam"):
+        self.mask_prob, self.trainable = float(mask_prob), bool(trainable)
+        if family not in SSL_FAMILIES:
             raise ValueError(f"ssl family must be simclr or simsiam, got {family!r}")
         if family == "simsiam" and predictor is None:
             raise ValueError("simsiam needs a predictor")
@@ -53,16 +57,14 @@ class SSLHead(nn.Module):
         return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)
 
 
-def language_term(
-    prompt_learner: PromptLearner, text_encoder: TextEncoder, head: SSLHead, weight: float, mask_prob: float
-) -> Callable[[torch.Tensor], dict[str, tuple[float, torch.Tensor]]]:
-    def term(labels: torch.Tensor) -> dict[str, tuple[float, torch.Tensor]]:
-        ids = torch.unique(labels)  # distinct identities: duplicates would be false negatives
-        if ids.numel() < 2:  # a single-identity chunk has no negatives (and a BN of batch 1 fails)
-            return {}
-        prompts = prompt_learner.full_prompts(ids)
-        t1 = text_encoder(mask_prompts(prompts, mask_prob), prompt_learner.eot_index)
-        t2 = text_encoder(mask_prompts(prompts, mask_prob), prompt_learner.eot_index)
-        return {"ssl_lang": (weight, head(t1, t2))}
-
-    return term
+def language_views_loss(
+    prompt_learner: PromptLearner, text_encoder: TextEncoder, head: SSLHead, labels: torch.Tensor
+) -> torch.Tensor | None:
+    """The SSL loss of two masked copies of the prompts of the batch's distinct identities (None with one identity)."""
+    ids = torch.unique(labels)  # distinct identities: duplicates would be false negatives
+    if ids.numel() < 2:  # a single-identity chunk has no negatives (and a BN of batch 1 fails)
+        return None
+    prompts = prompt_learner.full_prompts(ids)
+    t1 = text_encoder(mask_prompts(prompts, head.mask_prob), prompt_learner.eot_index)
+    t2 = text_encoder(mask_prompts(prompts, head.mask_prob), prompt_learner.eot_index)
+    return head(t1, t2)

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from reid.losses import supervised_contrastive
 from reid.models.prompt_learner import PromptLearner
 from reid.models.text_encoder import TextEncoder
 
@@ -53,29 +52,6 @@ def stage1_batches(
             yield feats[index], labels[index]
 
     return batches
-
-
-def prompt_step(
-    prompt_learner: PromptLearner,
-    text_encoder: TextEncoder,
-    extra_terms: Callable[[torch.Tensor], dict[str, tuple[float, torch.Tensor]]] | None = None,
-) -> Callable[[tuple[torch.Tensor, torch.Tensor]], dict[str, torch.Tensor]]:
-    """L = SC(V, T) + SC(T, V) (image-to-text and text-to-image supervised contrastive), + optional SSL terms."""
-
-    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
-        image_feats, labels = batch
-        text_feats = text_encoder(prompt_learner(labels), prompt_learner.eot_index)
-        with torch.autocast(device_type=labels.device.type, enabled=False):  # loss arithmetic in fp32 (objectives.py)
-            i2t = supervised_contrastive(image_feats, text_feats, labels, labels)
-            t2i = supervised_contrastive(text_feats, image_feats, labels, labels)
-        terms = {"i2t": i2t, "t2i": t2i, "loss": i2t + t2i}
-        if extra_terms is not None:
-            for name, (weight, value) in extra_terms(labels).items():
-                terms[name] = value
-                terms["loss"] = terms["loss"] + weight * value
-        return terms
-
-    return step
 
 
 @torch.no_grad()

@@ -12,6 +12,9 @@ from typing import Any, Mapping
 from transformers import CLIPConfig, CLIPModel
 
 
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")  # backbone.attn_implementation: HF attention kernels used here
+
+
 class ModelWeightsError(FileNotFoundError):
     """Pretrained weights that are not on this machine."""
 

@@ -19,6 +19,9 @@ class TrainOutput:
     cls: torch.Tensor  # f_last (the final class token), for SVLL's vision SSL
 
 
+NECK_FEATS = ("before", "after")  # backbone.neck_feat: the descriptor before or after the BNNecks
+
+
 class ReIDModel(nn.Module):
     """Wraps an encoder returning (f_mid, f_last, f_proj) and adds BNNeck heads on f_last and f_proj.
 
@@ -28,7 +31,7 @@ class ReIDModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, num_classes: int, classifier_std: float, neck_feat: str = "before"):
         super().__init__()
-        if neck_feat not in ("before", "after"):
+        if neck_feat not in NECK_FEATS:
             raise ValueError(f"neck_feat must be 'before' or 'after', got {neck_feat!r}")
         self.encoder = encoder
         self.head = BNNeckClassifier(encoder.width, num_classes, classifier_std)

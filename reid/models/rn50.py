@@ -224,7 +224,7 @@ class RN50Spec:
 class ClipRN50(nn.Module):
     """OpenAI's CLIP RN50: ``visual`` (open_clip ModifiedResNet) + ``text`` (HF CLIPTextModelWithProjection).
 
-    ``text_model`` / ``text_projection`` are what ``reid.builders.build_text_side`` reads from a HF CLIPModel.
+    ``text_model`` / ``text_projection`` are what ``reid.build.build_text_side`` reads from a HF CLIPModel.
     """
 
     def __init__(self, spec: RN50Spec = RN50Spec(), attn_implementation: str = "sdpa"):

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
 from reid.engine.checkpoint import atomic_save, checkpoint_name
 
@@ -26,7 +25,7 @@ class RunFolderError(FileExistsError):
 
 def write_run_folder(
     out_dir: str | Path,
-    config: Mapping[str, Any],
+    config_yaml: str,
     system: Mapping[str, torch.Tensor],
     model_spec: Mapping[str, int],
     imported: Mapping[str, Any],
@@ -34,12 +33,13 @@ def write_run_folder(
     epoch: int = 0,
     overwrite: bool = False,
 ) -> Path:
-    """Write the folder; returns the checkpoint's path. Refuses a non-empty folder unless ``overwrite``."""
+    """Write the folder (``config_yaml``: the composed config as YAML); returns the checkpoint's path. Refuses a
+    non-empty folder unless ``overwrite``."""
     out = Path(out_dir).expanduser().absolute()
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise RunFolderError(f"{out} is not empty; choose a new folder or pass --overwrite")
     (out / CONFIG_FILE).parent.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.create(dict(config)), out / CONFIG_FILE)
+    (out / CONFIG_FILE).write_text(config_yaml, encoding="utf-8")
     path = out / "checkpoints" / checkpoint_name("stage2", epoch)
     atomic_save(
         {

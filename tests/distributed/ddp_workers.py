@@ -28,10 +28,11 @@ from reid.engine.distributed import (
 from reid.data.transforms import TrainAugment
 from reid.engine.faults import NonFinitePolicy, Preempted
 from reid.engine.loop import StageLoop
-from reid.engine.objectives import ImageLossConfig, ImageObjective
+from reid.losses.id_loss import classifier_accuracy
+from reid.losses.terms import Objective, make_objective
 from reid.engine.precision import Precision
 from reid.engine.ssl_terms import SSLHead
-from reid.engine.stage2 import Stage2Net, stage2_step
+from reid.engine.stage2 import Stage2Net, image_step
 from reid.models.clip_loader import load_clip
 from reid.models.reid_model import ReIDModel
 from reid.models.ssl_heads import ProjectionMLP, SimSiamPredictor
@@ -54,7 +55,7 @@ IMAGE_SIZE = (32, 16)
 NUM_CLASSES, NUM_CAMS, NUM_VIEWS = 4, 3, 2
 
 
-def tiny_stage2(sie: bool, ssl: str | None, seed: int = 0) -> tuple[Stage2Net, ImageObjective]:
+def tiny_stage2(sie: bool, ssl: str | None, seed: int = 0) -> tuple[Stage2Net, Objective]:
     """A two-layer CLIP ViT ReID model (optionally with camera+view SIE and an SSL head) and a full objective."""
     torch.manual_seed(seed)
     clip = load_clip(None, TINY_CLIP, attn_implementation="eager")
@@ -69,9 +70,22 @@ def tiny_stage2(sie: bool, ssl: str | None, seed: int = 0) -> tuple[Stage2Net, I
         head = SSLHead("simsiam", None, None, SimSiamPredictor(width, 16))
     elif ssl == "simsiam_projector":
         head = SSLHead("simsiam", ProjectionMLP(width, 16, 8), 0.5, SimSiamPredictor(8, 16))
-    text = torch.randn(NUM_CLASSES, TINY_CLIP["projection_dim"])
-    objective = ImageObjective(ImageLossConfig(1.0, 1.0, 1.0, 0.1, 0.3), text_classifier=text)
+    objective = make_objective(
+        "image", {"id": 1.0, "triplet": 1.0, "i2t": 1.0, "ssl_vis": 0.5},
+        {"id": {"label_smoothing": 0.1}, "triplet": {"margin": 0.3, "on": ["mid", "last", "proj"]},
+         "i2t": {"label_smoothing": 0.1}},
+        {"text_classifier", "ssl_vis"}, monitors={"acc": classifier_accuracy},
+    )
     return Stage2Net(model, head).train(), objective
+
+
+TEXT = torch.randn(NUM_CLASSES, TINY_CLIP["projection_dim"], generator=torch.Generator().manual_seed(5))
+
+
+def tiny_step(net, objective: Objective, sie: bool, ssl_augment):
+    """The stage-2 step over ``net`` (or its DDP wrapper) with the tiny objective and text classifier."""
+    augment, _ = augments()
+    return image_step(net, augment, objective, torch.device("cpu"), sie, ssl_augment, TEXT)
 
 
 def tiny_batch(seed: int, n_ids: int = 2, k: int = 2) -> dict[str, torch.Tensor]:
@@ -206,8 +220,8 @@ def run_checks(rank: int, world: int, port: int, out_dir: str) -> None:
     #    the second forward; afterwards the ranks' weights must be identical.
     net, objective = tiny_stage2(sie=True, ssl="simsiam")
     wrapped = DistributedDataParallel(net, find_unused_parameters=False)
-    augment, ssl_augment = augments()
-    step = stage2_step(wrapped, augment, objective, torch.device("cpu"), True, ssl_augment, 0.5)
+    _, ssl_augment = augments()
+    step = tiny_step(wrapped, objective, True, ssl_augment)
     trainable = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(trainable, lr=0.1)
     for i in range(2):

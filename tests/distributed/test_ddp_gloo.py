@@ -20,10 +20,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from reid.builders import build_dataset, limit_test_set
+from reid.build import build_dataset, build_evaluator, limit_test_set
 from reid.engine.checkpoint import Checkpointer
 from reid.inference import load_run
-from reid.pipeline import FINAL_METRICS, Evaluator
+from reid.pipeline import FINAL_METRICS
 from tests.shared import HoldBarrier
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def test_gathered_evaluation_equals_single_process_evaluation(ddp_job, world):
     assert trained.checkpoint.name == "ckpt_stage2_e0001.pt"
     cfg = trained.config
     test = limit_test_set(build_dataset(cfg), int(cfg.limits.eval_images))
-    single = Evaluator(cfg, trained.model, test.query, test.gallery, torch.device("cpu"), False)()
+    single = build_evaluator(cfg, trained.model, test.query, test.gallery, torch.device("cpu"))()
     _, runs = _runs(world, "run")
     logged = runs[0].data.metrics
     assert abs(single.metrics["mAP"] - _rank_maps(output)[0]) <= 1e-6
@@ -196,5 +196,5 @@ def test_clipreid_with_ssl_under_ddp(world, ddp_job):
     trained = load_run(world / "svll" / "run", device="cpu", root_dir=ROOT)
     cfg = trained.config
     test = limit_test_set(build_dataset(cfg), int(cfg.limits.eval_images))
-    single = Evaluator(cfg, trained.model, test.query, test.gallery, torch.device("cpu"), False)()
+    single = build_evaluator(cfg, trained.model, test.query, test.gallery, torch.device("cpu"))()
     assert abs(single.metrics["mAP"] - maps[0]) <= 1e-6

@@ -16,7 +16,6 @@ import torch
 import torch.multiprocessing as mp
 
 from reid.engine.distributed import DistContext, gather_features, init_distributed, shard
-from reid.engine.stage2 import stage2_step
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # spawned children inherit sys.path and import the worker module by name
@@ -163,8 +162,8 @@ def test_shard_is_strided():
 def test_every_trainable_stage2_parameter_gets_a_gradient(sie, ssl):
     """Why the pipeline's DDP needs no find_unused_parameters: one forward reaches every trainable parameter."""
     net, objective = ddp_workers.tiny_stage2(sie, ssl)
-    augment, ssl_augment = ddp_workers.augments()
-    step = stage2_step(net, augment, objective, torch.device("cpu"), sie, ssl_augment if ssl else None, 0.5)
+    _, ssl_augment = ddp_workers.augments()
+    step = ddp_workers.tiny_step(net, objective, sie, ssl_augment if ssl else None)
     step(ddp_workers.tiny_batch(0))["loss"].backward()
     missing = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
     assert missing == []

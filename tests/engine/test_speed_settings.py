@@ -19,7 +19,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reid.engine.objectives import ImageLossConfig, ImageObjective
+from reid.losses.id_loss import classifier_accuracy
+from reid.losses.terms import make_objective
 from reid.engine.optim import build_optimizer
 from reid.engine.precision import Precision
 from reid.engine.speed import COMPILE_MODES, apply_speed_settings, fused_optimizer_flag
@@ -48,11 +49,18 @@ def batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(IDS * K, 3, *SIZE, generator=g), torch.arange(IDS).repeat_interleave(K)
 
 
-def objective() -> ImageObjective:
+def objective():
+    """conf/loss/clipreid.yaml's stage-2 objective: 0.25·ID + 1·triplet (three depths) + 1·i2t, smoothing 0.1,
+    margin 0.3; called as (model output, labels)."""
     g = torch.Generator().manual_seed(2)
     text = torch.randn(IDS, TINY_CLIP["projection_dim"], generator=g)
-    # conf/loss/clipreid.yaml: 0.25·ID + 1·triplet (three depths) + 1·i2t, smoothing 0.1, margin 0.3
-    return ImageObjective(ImageLossConfig(0.25, 1.0, 1.0, 0.1, 0.3), text_classifier=text)
+    obj = make_objective(
+        "image", {"id": 0.25, "triplet": 1.0, "i2t": 1.0},
+        {"id": {"label_smoothing": 0.1}, "triplet": {"margin": 0.3, "on": ["mid", "last", "proj"]},
+         "i2t": {"label_smoothing": 0.1}},
+        {"text_classifier"}, monitors={"acc": classifier_accuracy},
+    )
+    return lambda out, labels: obj({"train": out, "labels": labels, "text_classifier": text})
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -139,7 +147,7 @@ def test_stage2_objective_on_autocast_features_matches_fp32(model, mode):
 
 
 def test_objective_inside_autocast_keeps_loss_arithmetic_fp32(model):
-    """ImageObjective called inside bf16 autocast (what StageLoop does) == the same call outside it."""
+    """The stage-2 objective called inside bf16 autocast (what StageLoop does) == the same call outside it."""
     images, labels = batch()
     obj = objective()
     model.train()

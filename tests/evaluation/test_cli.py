@@ -161,7 +161,7 @@ def _write_vehicleid(root: Path, market: Path) -> Path:
 
 
 def test_evaluate_on_another_dataset_over_seeded_trials(trained: Trained, tmp_path: Path) -> None:
-    from reid.builders import limit_test_set
+    from reid.build import limit_test_set
     from reid.data import load_dataset
     from reid.inference import load_run
 

@@ -1,4 +1,4 @@
-"""Config validation (reid.config_schema): wrong types and bad values stop a job, naming the full dotted key,
+"""Config validation (reid.config): wrong types and bad values stop a job, naming the full dotted key,
 before any data, model or run folder is touched."""
 from __future__ import annotations
 
@@ -14,10 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from reid.config_schema import (
-    COMPILE_MODES, EVAL_BACKENDS, NONFINITE_ACTIONS, OPTIMIZERS, PRECISIONS, SCHEDULER_PARAMS, ConfigError,
-    ineffective_settings, validate_config,
-)
+from reid.config import ConfigError, ineffective_settings, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
@@ -179,34 +176,37 @@ def test_config_error_is_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)  # callers that catch ValueError (sweepers, scripts) still do
 
 
-def test_the_choices_match_the_code_that_implements_them() -> None:
-    """The schema keeps its own copy of each set of choices (so validating never imports torch): keep them in sync."""
+def test_the_choices_are_the_registries_of_the_code_that_implements_them(monkeypatch) -> None:
+    """No copied lists: what the code registers is what validation accepts, and what its messages list."""
     import torch
 
     from reid.engine import optim, schedules
-    from reid.engine.faults import NonFinitePolicy
-    from reid.engine.precision import Precision
-    from reid.engine.speed import COMPILE_MODES as SPEED_COMPILE_MODES
-    from reid.evaluation.knn import BACKENDS
+    from reid.methods import base
+    from reid.methods.baseline import Baseline
 
-    assert EVAL_BACKENDS == BACKENDS
-    assert COMPILE_MODES == SPEED_COMPILE_MODES
-    for mode in PRECISIONS:
-        Precision(mode, torch.device("cpu"))
-    with pytest.raises(ValueError):
-        Precision("fp8", torch.device("cpu"))
-    for action in NONFINITE_ACTIONS:
-        NonFinitePolicy(action, 1)
-    params = [("w", torch.nn.Parameter(torch.zeros(2)))]
-    for name in OPTIMIZERS:
-        optim.build_optimizer(params, name, 0.1, 0.0, 1.0, 0.0, (0.9, 0.999))
-    with pytest.raises(ValueError, match="unknown optimizer"):
-        optim.build_optimizer(params, "lamb", 0.1, 0.0, 1.0, 0.0, (0.9, 0.999))
-    taken = {
-        "warmup_multistep": list(inspect.signature(schedules.warmup_multistep_factor).parameters)[1:],
-        "cosine": list(inspect.signature(schedules.cosine_warmup_lr).parameters)[3:],
-    }
-    assert {k: list(v) for k, v in SCHEDULER_PARAMS.items()} == taken
+    monkeypatch.setitem(optim.OPTIMIZERS, "rmsprop", lambda g, lr, betas, momentum, fused: torch.optim.RMSprop(g, lr=lr))
+    validate_config(_demo_with("method.stage2.optimizer.name=rmsprop"))
+    assert _error("method.stage2.optimizer.name=lamb") == (
+        "method.stage2.optimizer.name must be one of adam, adamw, sgd, rmsprop, got 'lamb'"
+    )
+
+    def constant(epoch: int, level: float) -> float:
+        return level
+
+    monkeypatch.setitem(schedules.SCHEDULES, "constant", (constant, 1))
+    assert _error("method.stage2.scheduler.name=constant") == (
+        "5 config errors:\n"
+        "  method.stage2.scheduler.level is required by the constant scheduler\n"
+        + "".join(f"  method.stage2.scheduler.{k} is not a parameter of the constant scheduler (it takes level)\n"
+                  for k in ("gamma", "milestones", "warmup_epochs", "warmup_factor"))
+    ).rstrip("\n")
+
+    class Tiny(Baseline):
+        name = "tiny_method"
+
+    monkeypatch.setitem(base._METHODS, "tiny_method", Tiny)
+    validate_config(_demo_with("method.name=tiny_method"))
+    assert "tiny_method" in _error("method.name=nosuch")
 
 
 def test_pipeline_validates_before_touching_anything(tmp_path: Path) -> None:
@@ -253,6 +253,6 @@ def test_command_line_fails_fast_naming_the_key_and_touches_no_data(
     assert done.returncode != 0
     for message in messages:
         assert message in done.stderr, done.stderr[-3000:]
-    assert "reid.config_schema.ConfigError: " in done.stderr
+    assert "reid.config.validate.ConfigError: " in done.stderr
     assert not data_dir.exists() and not model_dir.exists()  # no world generated, no backbone pretrained
     assert not (run_dir / "checkpoints").exists()

@@ -158,9 +158,9 @@ def test_an_architecture_clipreids_code_would_misread_is_not_exported(tmp_path):
 def test_init_from_an_imported_run_starts_from_its_weights(tmp_path, capsys):
     from hydra import compose, initialize_config_dir
 
-    from reid.builders import build_dataset, check_init_backbone, limit_test_set
-    from reid.config_schema import ConfigError
-    from reid.pipeline import Evaluator, train
+    from reid.build import build_dataset, build_evaluator, check_init_backbone, limit_test_set
+    from reid.config import ConfigError
+    from reid.pipeline import train
 
     spec = Spec(size=(128, 64), width=128, layers=3, num_ids=5)  # a "released" model: 5 identities, 128x64 inputs
     torch.save(generated(spec, seed=20), tmp_path / "released.pth")
@@ -187,7 +187,7 @@ def test_init_from_an_imported_run_starts_from_its_weights(tmp_path, capsys):
     # The untrained evaluation (before any step) is the source model's own on this test set.
     released = load_run(source.out_dir, device="cpu", root_dir=ROOT)
     test = limit_test_set(build_dataset(trained.config), int(trained.config.limits.eval_images))
-    expected = Evaluator(trained.config, released.model, test.query, test.gallery, torch.device("cpu"), False)()
+    expected = build_evaluator(trained.config, released.model, test.query, test.gallery, torch.device("cpu"))()
     untrained = out[out.index("untrained model"):].splitlines()[3]
     assert f"{100 * expected.metrics['mAP']:6.2f}%" == untrained.split("|")[0].strip().rjust(7)
 
