@@ -48,13 +48,14 @@ class Stage2Net(nn.Module):
 def image_step(
     net: nn.Module, augment: nn.Module, objective: Callable[[dict[str, Any]], dict[str, torch.Tensor]],
     device: torch.device, side_info: bool, ssl_augment: nn.Module | None = None,
-    text_weights: torch.Tensor | None = None,
+    text_weights: torch.Tensor | Callable[[], torch.Tensor] | None = None,
 ) -> Callable[[dict[str, Any]], dict[str, torch.Tensor]]:
     """The per-batch step over a :class:`Stage2Net` (or its DDP wrapper): augment, forward, the objective's terms.
 
     RNG draws in a fixed order: the main view's augmentation first, then the two SSL views' (the forward passes
     draw nothing). The step's outputs: ``train`` (the TrainOutput), ``labels``, ``text_classifier`` (CLIP-ReID) and
-    ``ssl_vis`` (SVLL's vision term, computed in the forward).
+    ``ssl_vis`` (SVLL's vision term, computed in the forward). ``text_weights`` may be a callable, for a method
+    whose text classifier changes during the stage (called once per step, after the forward).
     """
 
     def step(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -68,7 +69,7 @@ def image_step(
         out, ssl_loss = net(images, cams, views, ssl_views)
         outputs: dict[str, Any] = {"train": out, "labels": labels}
         if text_weights is not None:
-            outputs["text_classifier"] = text_weights
+            outputs["text_classifier"] = text_weights() if callable(text_weights) else text_weights
         if ssl_loss is not None:
             outputs["ssl_vis"] = ssl_loss
         return objective(outputs)

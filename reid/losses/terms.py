@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,10 +52,8 @@ def register_term(spec: TermSpec) -> TermSpec:
 
 def registered_terms(stage: str | None = None) -> list[TermSpec]:
     """Every registered term (of one stage kind), in registration order; imports this package's modules first."""
-    import reid.losses as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):  # this package's modules, without importing it
+        importlib.import_module(f"{__name__.rpartition('.')[0]}.{module.name}")
     specs = [s for s in _TERMS.values() if stage is None or s.stage == stage]
     return sorted(specs, key=lambda s: s.order)  # stable: registration order among equal positions
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import importlib
 import pkgutil
+from pathlib import Path
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -117,10 +118,8 @@ def register_method(cls: type[Method]) -> type[Method]:
 
 def registered_methods() -> tuple[str, ...]:
     """Sorted method names; imports every module of reid.methods first, so a new module registers itself."""
-    import reid.methods as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):  # this package's modules, without importing it
+        importlib.import_module(f"{__name__.rpartition('.')[0]}.{module.name}")
     return tuple(sorted(_METHODS))
 
 

@@ -2,6 +2,7 @@
 (CLIP-ReID stage 2, the whole baseline). Each function turns a :class:`Toolkit` into a runnable :class:`Stage`."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -90,8 +91,15 @@ def freeze_text_side(kit: Toolkit, chunk: int) -> torch.Tensor:
     return text_classifier(prompt, text, chunk, kit.device)
 
 
-def image_stage(kit: Toolkit, name: str, text_weights: torch.Tensor | None = None) -> Stage:
-    """The image encoder with ID, triplet (and image-to-text / vision-SSL) terms (docs/method.md §4; the baseline)."""
+def image_stage(
+    kit: Toolkit, name: str, text_weights: torch.Tensor | Callable[[], torch.Tensor] | None = None,
+    extra_trainable: Sequence[tuple[str, torch.nn.Parameter]] = (),
+) -> Stage:
+    """The image encoder with ID, triplet (and image-to-text / vision-SSL) terms (docs/method.md §4; the baseline).
+
+    ``text_weights``: the text classifier of the image-to-text term (fixed, or a callable recomputed every step);
+    ``extra_trainable``: parameters outside the image model that this stage's optimiser also trains.
+    """
     system, settings, dist = kit.system, kit.settings[name], kit.dist
     model: Any = system["image"]
     ssl_head = system["ssl_image"] if "ssl_image" in system else None
@@ -110,7 +118,7 @@ def image_stage(kit: Toolkit, name: str, text_weights: torch.Tensor | None = Non
         head.bn.bias.requires_grad_(False)
         if "id" not in objective.names:  # nothing reads the classifiers: an unused parameter would stall DDP
             head.classifier.weight.requires_grad_(False)
-    trainable = list(model.named_parameters())
+    trainable = list(model.named_parameters()) + list(extra_trainable)
     if ssl_head is not None:
         trainable += [(f"ssl_image.{n}", p) for n, p in ssl_head.named_parameters()]
     # One module, one forward per step (main view + SVLL's two SSL views): what DistributedDataParallel wraps.
@@ -131,7 +139,7 @@ def image_stage(kit: Toolkit, name: str, text_weights: torch.Tensor | None = Non
         return iter(loader)
 
     def state() -> dict[str, Any]:
-        extra: dict[str, Any] = {"text_classifier": text_weights}
+        extra: dict[str, Any] = {"text_classifier": None if callable(text_weights) else text_weights}
         if dist.distributed:  # a collective: the loop builds the state on every rank, rank 0 writes it
             extra["rng_per_rank"] = dist.all_gather_object(rng_state())
         return extra

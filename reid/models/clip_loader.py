@@ -9,7 +9,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from transformers import CLIPConfig, CLIPModel
+from transformers import CLIPModel
+
+from reid.models.clip_config import clip_config
 
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")  # backbone.attn_implementation: HF attention kernels used here
@@ -23,15 +25,6 @@ def _hf_cache_dir() -> str:
     from huggingface_hub import constants
 
     return str(constants.HF_HUB_CACHE)
-
-
-def clip_config(spec: Mapping[str, Any]) -> CLIPConfig:
-    """A ``CLIPConfig`` from a plain mapping with ``text``, ``vision`` and ``projection_dim``."""
-    return CLIPConfig(
-        text_config=dict(spec["text"]),
-        vision_config=dict(spec["vision"]),
-        projection_dim=int(spec["projection_dim"]),
-    )
 
 
 def load_clip(

@@ -16,7 +16,6 @@ class TrainOutput:
     logits: list[torch.Tensor]  # [classifier(BN(f_last)), classifier_proj(BN(f_proj))]
     triplet_feats: list[torch.Tensor]  # [f_mid, f_last, f_proj], before BN, un-normalised
     proj: torch.Tensor  # f_proj, for the image-to-text loss
-    cls: torch.Tensor  # f_last (the final class token), for SVLL's vision SSL
 
 
 NECK_FEATS = ("before", "after")  # backbone.neck_feat: the descriptor before or after the BNNecks
@@ -57,7 +56,7 @@ class ReIDModel(nn.Module):
             return torch.cat([f_last, f_proj], dim=1)
         logits, _ = self.head(f_last)
         logits_proj, _ = self.head_proj(f_proj)
-        return TrainOutput(logits=[logits, logits_proj], triplet_feats=[f_mid, f_last, f_proj], proj=f_proj, cls=f_last)
+        return TrainOutput(logits=[logits, logits_proj], triplet_feats=[f_mid, f_last, f_proj], proj=f_proj)
 
     def encode_projected(self, images: torch.Tensor) -> torch.Tensor:
         """The projected feature alone (stage-1 cache: no SIE, as CLIP-ReID)."""

@@ -112,8 +112,9 @@ def openai_vit_to_hf(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def clip_model_from_openai(sd: Mapping[str, torch.Tensor], attn_implementation: str = "sdpa", source: str = "weights"):
     """A HF ``CLIPModel`` holding an OpenAI ViT CLIP state dict, every weight checked in."""
-    from reid.models.clip_loader import clip_config
     from transformers import CLIPModel
+
+    from reid.models.clip_config import clip_config
 
     if not is_openai_vit(sd):
         raise OpenAIFileError(

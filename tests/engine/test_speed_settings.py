@@ -123,7 +123,7 @@ def test_autocast_descriptors_and_training_features_match_fp32(model, mode):
         assert rel(a, b) <= RTOL[mode], f"{mode} {name}: {rel(a, b):.2e}"
     # The BNNecks (training mode) subtract the batch mean first, which scales a relative error by
     # kappa = |f| / |f - mean_batch(f)| (~10 here: a random network maps noise images to nearly equal features).
-    for name, a, b, feat in zip(("logits", "logits_proj"), out.logits, ref_out.logits, (ref_out.cls, ref_out.proj)):
+    for name, a, b, feat in zip(("logits", "logits_proj"), out.logits, ref_out.logits, (ref_out.triplet_feats[1], ref_out.proj)):
         kappa = float(feat.norm() / (feat - feat.mean(dim=0)).norm())
         assert rel(a, b) <= RTOL[mode] * kappa, f"{mode} {name}: {rel(a, b):.2e} (kappa {kappa:.1f})"
 

@@ -258,7 +258,7 @@ def test_full_size_rn50_shapes_in_the_reid_model(size, grid):
     assert grids == {"layer3": (1024, *grid), "layer4": (2048, *grid)}
     assert [t.shape for t in out.triplet_feats] == [(2, 1024), (2, 2048), (2, 1024)]
     assert [t.shape for t in out.logits] == [(2, 5), (2, 5)]
-    assert out.proj.shape == (2, 1024) and out.cls.shape == (2, 2048)
+    assert out.proj.shape == (2, 1024) and out.triplet_feats[1].shape == (2, 2048)
     with torch.no_grad():
         assert model.eval()(x).shape == (2, 3072) and model.descriptor_dim == 3072
 
