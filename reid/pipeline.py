@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from reid.build.training import check_batches_fit
 from reid.build import (
     build_dataset, build_evaluator, build_system, build_toolkit, check_init_backbone, limit_test_set, to_plain,
 )
@@ -22,12 +23,14 @@ from reid.engine.checkpoint import Checkpointer, latest_checkpoint, write_json
 from reid.engine.determinism import seed_everything
 from reid.engine.distributed import DistContext, broadcast_module_state, cleanup, init_distributed
 from reid.engine.evaluator import EvalResult
+from reid.engine.run_evaluation import RunEvaluation
+from reid.engine.run_evaluation import format_metrics as _format
 from reid.engine.faults import Preempted
 from reid.engine.init_weights import covers_pretrained, load_initial_weights, read_source
 from reid.engine.speed import apply_speed_settings
 from reid.engine.stage_runner import RunSettings, run_stage
 from reid.methods import method_class
-from reid.tracking import PARENT_RUN_ENV, build_tracker, flatten_config
+from reid.tracking import OPTUNA_TRIAL_ENV, PARENT_RUN_ENV, build_tracker, flatten_config
 from reid.tracking.base import NullTracker, Tracker
 from reid.tracking.run_info import git_commit
 
@@ -55,10 +58,7 @@ def find_resume_checkpoint(resume: Any, run_dir: Path) -> Path | None:
 
 
 def format_metrics(metrics: dict[str, float], title: str) -> str:
-    names = [m for m in FINAL_METRICS if m in metrics]
-    head = " | ".join(f"{n:>7}" for n in names)
-    row = " | ".join(f"{100 * metrics[n]:6.2f}%" for n in names)
-    return f"{title}\n{head}\n{'-' * len(head)}\n{row}"
+    return _format(metrics, title, FINAL_METRICS)
 
 
 def _resume_checkpoint(resume: Any, run_dir: Path, dist: DistContext) -> Path | None:
@@ -111,6 +111,9 @@ def _job(cfg: DictConfig, dist: DistContext) -> float:
     if dist.distributed:
         tags["world_size"] = str(dist.world_size)
     notes = ineffective_settings(cfg)
+    if os.environ.get(OPTUNA_TRIAL_ENV) and not str(cfg.objective).startswith("val/"):
+        notes.append(f"this Optuna trial optimises {cfg.objective} of the test split (model selection on test): use "
+                     "objective=val/mAP with dataset.options.val_fraction=0.2, as the hparams_search presets do")
     for note in notes:
         _say(dist, f"WARNING: {note}")
     if notes:  # on the run too, where a sweep's results are compared
@@ -145,6 +148,7 @@ def _train(cfg, dist: DistContext, run_dir: Path, tracker: Tracker, run_id, resu
     if ds.meta.get("skipped_corrupt"):  # skip_corrupt=true dropped unreadable images: say how many
         print(f"[data] skipped {ds.meta['skipped_corrupt']} corrupt image(s)", flush=True)
     tracker.log_metrics({"data.skipped_corrupt": float(ds.meta.get("skipped_corrupt", 0))})
+    check_batches_fit(cfg, stages, method.stages, ds.num_train_pids)
     test = limit_test_set(ds, int(cfg.limits.eval_images))
     init = read_source(cfg.init_from) if cfg.get("init_from") and resume_state is None else None
     # Every weight comes from init_from when it holds the encoders: build the architecture alone (no CLIP file).
@@ -175,13 +179,9 @@ def _train(cfg, dist: DistContext, run_dir: Path, tracker: Tracker, run_id, resu
         tracker.log_metrics({f"untrained/{k}": v for k, v in untrained.metrics.items()})
         _say(dist, format_metrics(untrained.metrics, "untrained model"))
 
-    last: dict[str, EvalResult] = {}
-
-    def evaluate(stage: str, epoch: int) -> dict[str, float]:
-        result = last["test"] = evaluator()
-        tracker.log_metrics(result.metrics, step=epoch)
-        _say(dist, format_metrics(result.metrics, f"evaluation after {stage} epoch {epoch}"))
-        return result.metrics
+    val = build_evaluator(cfg, model, ds.val_query, ds.val_gallery, device, dist) if ds.has_validation else None
+    evals = RunEvaluation(evaluator, val, tracker, lambda t: _say(dist, t), system, FINAL_METRICS,
+                          cfg.eval.get("select_best"))
 
     kit = build_toolkit(cfg, system, ds.train, device, dist, stages)
     run = RunSettings(
@@ -197,21 +197,24 @@ def _train(cfg, dist: DistContext, run_dir: Path, tracker: Tracker, run_id, resu
     skip = names.index(resumed_stage) if resumed_stage in names else 0  # stages before the resumed one are done
     for plan in plans[skip:]:
         stage = plan.build()
-        run_stage(stage, run, resume_state if plan.name == resumed_stage else None, lambda e, s=stage.name: evaluate(s, e))
-    if "test" not in last:  # resumed after the last epoch's checkpoint: evaluate now
-        evaluate(stages[-1], kit.settings[stages[-1]].epochs)
-    metrics = last["test"].metrics
+        period = int(cfg.eval.val_period) if val is not None and method.stages[plan.name] == "image" else None
+        run_stage(stage, run, resume_state if plan.name == resumed_stage else None,
+                  lambda e, s=stage.name: evals.periodic(s, e), eval_period=period)
+    result, metrics = evals.final(stages[-1], kit.settings[stages[-1]].epochs)
     tracker.log_metrics({k: metrics[k] for k in FINAL_METRICS if k in metrics})
     tracker.log_metrics({"train_time_s": time.perf_counter() - started})
     if dist.is_main:  # the run folder says how it ended, for scripts and sweeps (the tables interleave on a pipe)
         write_json(run_dir / "metrics.json", {"method": str(cfg.method.name), "dataset": str(cfg.dataset.name),
                                                "mlflow_run_id": run_id, "metrics": metrics})
     if cfg.eval.plots and dist.is_main:
-        _log_plots(cfg, tracker, last["test"], test, run_dir)
+        _log_plots(cfg, tracker, result, test, run_dir)
     _say(dist, format_metrics(metrics, f"final ({cfg.method.name} on {cfg.dataset.name})"))
+    objective = str(cfg.get("objective") or "mAP")
+    if objective not in metrics:
+        raise ValueError(f"objective={objective}: the run has no such metric (it has {', '.join(sorted(metrics))})")
     if dist.distributed:
-        print(f"[rank {dist.rank}/{dist.world_size}] final mAP={float(metrics['mAP']):.10f}", flush=True)
-    return float(metrics["mAP"])
+        print(f"[rank {dist.rank}/{dist.world_size}] final {objective}={float(metrics[objective]):.10f}", flush=True)
+    return float(metrics[objective])
 
 
 def _log_plots(cfg, tracker: Tracker, result: EvalResult, test, run_dir: Path) -> None:

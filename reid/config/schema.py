@@ -183,6 +183,8 @@ class Eval:
     at_start: bool = False
     plots: bool = True
     ranked_list_queries: int = rule(0, default=8)
+    val_period: int = rule(1, default=1)
+    select_best: Optional[str] = None
 
 
 @dataclass
@@ -224,6 +226,7 @@ class Train:
     """The sections of ``conf/train.yaml`` that training reads; other keys (paths, logger, ...) pass through."""
 
     seed: int = rule(0, 2**32 - 1)  # numpy's seed range
+    objective: str = "mAP"
     deterministic: bool = False
     device: str = "auto"
     precision: str = rule(choices=PRECISIONS, default="fp32")

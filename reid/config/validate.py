@@ -225,6 +225,16 @@ def _cross_rules(c: _Checks, m: DictConfig, unused: set[str]) -> None:
     for flag in ("verify_images", "skip_corrupt"):
         if flag in options and not isinstance(options[flag], bool):
             c.fail(f"dataset.options.{flag}", "true or false", options[flag])
+    fraction = options.get("val_fraction", 0)
+    if fraction:
+        c.number("dataset.options.val_fraction", fraction, 0, 1, low_open=True, high_open=True)
+    has_val = bool(fraction)
+    if str(m.objective).startswith("val/") and not has_val:
+        c.fail("objective", "a test metric (mAP, rank1, ...) without a validation split (dataset.options.val_fraction)",
+               m.objective)
+    if m.eval.select_best is not None and (not str(m.eval.select_best).startswith("val/") or not has_val):
+        c.fail("eval.select_best", "a validation metric (val/mAP, val/rank1, ...) of a validation split "
+               "(dataset.options.val_fraction > 0)", m.eval.select_best)
     if not d.kind.strip():
         c.fail("dataset.kind", "a non-empty noun (person, vehicle)", d.kind)
     b = m.backbone

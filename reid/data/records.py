@@ -28,6 +28,13 @@ class ReIDDataset:
     gallery: list[ImageRecord]
     # Extra facts a parser wants to hand on (e.g. the VehicleID trial index, class names).
     meta: dict = field(default_factory=dict)
+    # A validation split held out of the training identities (dataset.options.val_fraction; reid.data.validation).
+    val_query: list[ImageRecord] = field(default_factory=list)
+    val_gallery: list[ImageRecord] = field(default_factory=list)
+
+    @property
+    def has_validation(self) -> bool:
+        return bool(self.val_query)
 
     @property
     def num_train_pids(self) -> int:
@@ -36,8 +43,11 @@ class ReIDDataset:
     @property
     def num_cams(self) -> int:
         """Camera count over all splits: the size an SIE table must have."""
-        return 1 + max(r.camid for r in (*self.train, *self.query, *self.gallery))
+        return 1 + max(r.camid for r in self._all())
 
     @property
     def num_views(self) -> int:
-        return 1 + max(r.viewid for r in (*self.train, *self.query, *self.gallery))
+        return 1 + max(r.viewid for r in self._all())
+
+    def _all(self) -> tuple[ImageRecord, ...]:
+        return (*self.train, *self.query, *self.gallery, *self.val_query, *self.val_gallery)

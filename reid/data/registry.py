@@ -19,11 +19,14 @@ from reid.data.formats import BUILTIN_FORMAT_MODULES
 from reid.data.image_check import verify_dataset_images
 from reid.data.records import ReIDDataset
 from reid.data.summary import format_summary
+from reid.data.validation import hold_out
 
 logger = logging.getLogger(__name__)
 
 # A loader takes the absolute dataset root and its format's own options.
 DatasetLoader = Callable[..., ReIDDataset]
+# Options every format takes (load_dataset applies them after the format's own loader).
+COMMON_OPTIONS = ("verify_images", "skip_corrupt", "val_fraction", "val_seed")
 
 _REGISTRY: dict[str, DatasetLoader] = {}
 
@@ -72,7 +75,7 @@ def check_options(name: str, options: dict) -> None:
     loader = _REGISTRY.get(name)
     if loader is None:
         raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(registered_datasets())}")
-    own = {k: v for k, v in options.items() if k not in ("verify_images", "skip_corrupt")}
+    own = {k: v for k, v in options.items() if k not in COMMON_OPTIONS}
     _check_options(name, loader, Path("."), own)
 
 
@@ -85,7 +88,7 @@ def _check_options(name: str, loader: DatasetLoader, root: Path, options: dict) 
         accepted = list(signature.parameters)[1:]
         raise DatasetError(
             f"dataset {name!r}: bad options {sorted(options)} ({exc}); "
-            f"this format accepts {accepted} plus verify_images, skip_corrupt"
+            f"this format accepts {accepted} plus {', '.join(COMMON_OPTIONS)}"
         ) from None
 
 
@@ -95,6 +98,8 @@ def load_dataset(
     *,
     verify_images: bool = False,
     skip_corrupt: bool = False,
+    val_fraction: float = 0.0,
+    val_seed: int = 0,
     **options: object,
 ) -> ReIDDataset:
     """Load dataset ``name`` from ``root``, the folder that holds its top folder.
@@ -102,7 +107,8 @@ def load_dataset(
     ``verify_images`` opens and decodes every image and raises a DatasetError
     naming the corrupt files; ``skip_corrupt`` (which implies verification) drops
     them instead, warns once and records the count in ``meta["skipped_corrupt"]``
-    (always present, 0 when nothing was skipped or nothing was checked).
+    (always present, 0 when nothing was skipped or nothing was checked). ``val_fraction`` > 0 holds that fraction of
+    the training identities out as a validation query / gallery (seeded by ``val_seed``; reid.data.validation).
     """
     known = registered_datasets()
     loader = _REGISTRY.get(name)
@@ -119,5 +125,7 @@ def load_dataset(
     if verify_images or skip_corrupt:
         dataset, skipped = verify_dataset_images(dataset, skip_corrupt=skip_corrupt)
     dataset.meta["skipped_corrupt"] = dataset.meta.get("skipped_corrupt", 0) + skipped
+    if val_fraction:
+        dataset = hold_out(dataset, float(val_fraction), int(val_seed))
     logger.info("=> %s loaded\n%s", name, format_summary(dataset))
     return dataset

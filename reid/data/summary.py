@@ -18,8 +18,9 @@ def _stats(records: Sequence[ImageRecord]) -> tuple[int, int, int]:
 
 
 def summary_rows(ds: ReIDDataset) -> list[tuple[str, int, int, int]]:
-    """``(subset, ids, images, cameras)`` for train, query and gallery, in that order."""
-    return [(subset, *_stats(getattr(ds, subset))) for subset in SUBSETS]
+    """``(subset, ids, images, cameras)`` for train, query and gallery (and the validation split), in that order."""
+    subsets = SUBSETS + (("val_query", "val_gallery") if ds.has_validation else ())
+    return [(subset, *_stats(getattr(ds, subset))) for subset in subsets]
 
 
 def format_summary(ds: ReIDDataset) -> str:

@@ -38,9 +38,11 @@ class RunSettings:
 
 def run_stage(
     stage: Stage, run: RunSettings, resume: dict[str, Any] | None = None,
-    eval_fn: Callable[[int], dict[str, float]] | None = None,
+    eval_fn: Callable[[int], dict[str, float]] | None = None, eval_period: int | None = None,
 ) -> dict[str, float]:
-    """Run ``stage`` (continuing from ``resume``, a checkpoint of this stage, if given); returns the last metrics."""
+    """Run ``stage`` (continuing from ``resume``, a checkpoint of this stage, if given); returns the last metrics.
+
+    ``eval_period`` overrides the stage's own (the pipeline's validation period)."""
     precision = Precision(run.precision, run.device)
     nonfinite = NonFinitePolicy(run.nonfinite_action, run.nonfinite_max_skips)
     start_epoch, start_batch = 0, 0
@@ -64,7 +66,7 @@ def run_stage(
         scheduler=stage.scheduler, batches=stage.batches, steps_per_epoch=stage.steps_per_epoch, step=stage.step,
         precision=precision, tracker=run.tracker, checkpointer=run.checkpointer, nonfinite=nonfinite,
         state=lambda: {**run.state(), **stage.state()}, checkpoint_period=run.checkpoint_period, eval_fn=eval_fn,
-        eval_period=stage.eval_period, grad_clip=run.grad_clip, max_steps_per_epoch=run.max_steps_per_epoch,
+        eval_period=stage.eval_period if eval_period is None else eval_period, grad_clip=run.grad_clip, max_steps_per_epoch=run.max_steps_per_epoch,
         progress=run.progress, dist=run.dist, verbose=run.verbose,
     )
     metrics = loop.run(start_epoch, start_batch)
