@@ -123,7 +123,7 @@ BAD_VALUES = [
          "got 'nosuch'"),
         (("dataset=market1501", "+dataset.options.verify_image=true"),
          "dataset.options: dataset 'market1501': bad options ['verify_image'] (got an unexpected keyword argument "
-         "'verify_image'); this format accepts [] plus verify_images, skip_corrupt"),
+         "'verify_image'); this format accepts [] plus verify_images, skip_corrupt, val_fraction, val_seed"),
         (("dataset=folder",), "dataset.root is required but not set (give it on the command line: dataset.root=...)"),
         (("precision=fp8",), "precision must be one of fp32, bf16, fp16, got 'fp8'"),
         (("speed.extract_precision=int8",), "speed.extract_precision must be one of fp32, bf16, fp16, got 'int8'"),
