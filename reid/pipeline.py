@@ -23,7 +23,7 @@ from reid.engine.checkpoint import Checkpointer, latest_checkpoint, write_json
 from reid.engine.determinism import seed_everything
 from reid.engine.distributed import DistContext, broadcast_module_state, cleanup, init_distributed
 from reid.engine.evaluator import EvalResult
-from reid.engine.run_evaluation import RunEvaluation
+from reid.engine.run_evaluation import RunEvaluation, camera_diagnostics
 from reid.engine.run_evaluation import format_metrics as _format
 from reid.engine.faults import Preempted
 from reid.engine.init_weights import covers_pretrained, load_initial_weights, read_source
@@ -202,6 +202,9 @@ def _train(cfg, dist: DistContext, run_dir: Path, tracker: Tracker, run_id, resu
                   lambda e, s=stage.name: evals.periodic(s, e), eval_period=period)
     result, metrics = evals.final(stages[-1], kit.settings[stages[-1]].epochs)
     tracker.log_metrics({k: metrics[k] for k in FINAL_METRICS if k in metrics})
+    if cfg.eval.get("diagnostics") and dist.is_main:
+        metrics.update(camera_diagnostics(result))
+        tracker.log_metrics({k: v for k, v in metrics.items() if k.startswith("diag/")})
     tracker.log_metrics({"train_time_s": time.perf_counter() - started})
     if dist.is_main:  # the run folder says how it ended, for scripts and sweeps (the tables interleave on a pipe)
         write_json(run_dir / "metrics.json", {"method": str(cfg.method.name), "dataset": str(cfg.dataset.name),

@@ -184,6 +184,7 @@ class Eval:
     plots: bool = True
     ranked_list_queries: int = rule(0, default=8)
     val_period: int = rule(1, default=1)
+    diagnostics: bool = False
     select_best: Optional[str] = None
 
 
@@ -219,6 +220,8 @@ class Ssl:
     lang: Optional[SslLang] = None
     vision: Optional[SslVision] = None
     predictor_hidden: Optional[int] = rule(1, default=None)
+    detach: bool = False
+    mask_same_identity: bool = False
 
 
 @dataclass

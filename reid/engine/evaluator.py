@@ -26,6 +26,8 @@ class EvalResult:
     metrics: dict[str, float]  # mAP, rank1, rank5, rank10, mINP (percent-free fractions in [0, 1])
     cmc: np.ndarray
     distmat: np.ndarray
+    # (qf, gf, q_pids, g_pids, q_cams, g_cams) of an Evaluator's result, on the rank that scored them
+    features: tuple | None = None
 
 
 def distances(qf: torch.Tensor, gf: torch.Tensor, protocol: EvalProtocol) -> np.ndarray:
@@ -105,6 +107,7 @@ class Evaluator:
         result = None
         if self.dist.is_main:
             result = score(qf, gf, q_pids, g_pids, q_cams, g_cams, self.protocol)
+            result.features = (qf, gf, q_pids, g_pids, q_cams, g_cams)
         if not self.dist.distributed:
             return result
         metrics, cmc = self.dist.broadcast_object((result.metrics, result.cmc) if result is not None else None)

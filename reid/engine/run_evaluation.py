@@ -25,6 +25,19 @@ def format_metrics(metrics: dict[str, float], title: str, names: tuple[str, ...]
     return f"{title}\n{head}\n{'-' * len(head)}\n{row}"
 
 
+def camera_diagnostics(result: EvalResult) -> dict[str, float]:
+    """``diag/*`` metrics of a test result: how much its descriptors encode the camera (reid.evaluation.diagnostics)."""
+    import numpy as np
+
+    from reid.evaluation.diagnostics import camera_probe_accuracy, same_camera_false_matches
+
+    qf, gf, q_pids, g_pids, q_cams, g_cams = result.features
+    share = same_camera_false_matches(result.distmat, q_pids, g_pids, q_cams, g_cams)
+    feats = torch.cat([qf, gf])
+    accuracy, majority = camera_probe_accuracy(feats, np.concatenate([q_pids, g_pids]), np.concatenate([q_cams, g_cams]))
+    return {"diag/same_camera_false_top10": share, "diag/camera_probe_acc": accuracy, "diag/camera_probe_chance": majority}
+
+
 class RunEvaluation:
     def __init__(
         self, test: Callable[[], EvalResult], validation: Callable[[], EvalResult] | None, tracker: Tracker,

@@ -34,11 +34,13 @@ class SSLHead(nn.Module):
     def __init__(
         self, family: str, projector: nn.Module | None, temperature: float | None = None,
         predictor: nn.Module | None = None, mask_prob: float = 0.0, trainable: bool = True,
+        mask_same_identity: bool = False,
     ):
         """``mask_prob``: the language head's masking of prompt entries; ``trainable``: whether the stage optimiser
         trains the head (SVLL's text MLP is left out of its stage-1 optimiser: a fixed random projection)."""
         super().__init__()
         self.mask_prob, self.trainable = float(mask_prob), bool(trainable)
+        self.mask_same_identity = bool(mask_same_identity)  # NT-Xent only: same-identity pairs leave the denominators
         if family not in SSL_FAMILIES:
             raise ValueError(f"ssl family must be simclr or simsiam, got {family!r}")
         if family == "simsiam" and predictor is None:
@@ -47,13 +49,13 @@ class SSLHead(nn.Module):
             raise ValueError("simclr needs a projector and a temperature")
         self.family, self.projector, self.predictor, self.temperature = family, projector, predictor, temperature
 
-    def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+    def forward(self, v1: torch.Tensor, v2: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         z1, z2 = v1.float(), v2.float()
         if self.projector is not None:
             z1, z2 = self.projector(z1), self.projector(z2)
         if self.family == "simclr":
             with torch.autocast(device_type=z1.device.type, enabled=False):  # loss arithmetic in fp32 (objectives.py)
-                return nt_xent(z1, z2, self.temperature)
+                return nt_xent(z1, z2, self.temperature, labels if self.mask_same_identity else None)
         return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)
 
 

@@ -32,6 +32,7 @@ class Stage2Net(nn.Module):
         camids: torch.Tensor | None = None,
         viewids: torch.Tensor | None = None,
         ssl_views: tuple[torch.Tensor, torch.Tensor] | None = None,
+        labels: torch.Tensor | None = None,
     ) -> tuple[Any, torch.Tensor | None]:
         out = self.model(images, camids, viewids)
         if ssl_views is None:
@@ -42,7 +43,7 @@ class Stage2Net(nn.Module):
         v2 = self.model.encoder(ssl_views[1], None, None)[1]
         if self.detach:
             v1, v2 = v1.detach(), v2.detach()
-        return out, self.ssl_head(v1, v2)
+        return out, self.ssl_head(v1, v2, labels)
 
 
 def image_step(
@@ -66,7 +67,7 @@ def image_step(
         cams = batch["camid"].to(device, non_blocking=True) if side_info else None
         views = batch["viewid"].to(device, non_blocking=True) if side_info else None
         ssl_views = (ssl_augment(raw), ssl_augment(raw)) if ssl_augment is not None else None
-        out, ssl_loss = net(images, cams, views, ssl_views)
+        out, ssl_loss = net(images, cams, views, ssl_views, labels)
         outputs: dict[str, Any] = {"train": out, "labels": labels}
         if text_weights is not None:
             outputs["text_classifier"] = text_weights() if callable(text_weights) else text_weights

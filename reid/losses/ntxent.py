@@ -12,7 +12,10 @@ import torch.nn.functional as F
 _SELF_MASK = -1e9  # as SLIP: large negative, not -inf, so an all-masked row cannot produce NaN
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """``labels`` (a documented departure from SVLL-ReID, off by default): pairs of the same identity other than the
+    anchor's own positive leave the denominators, so the K−1 same-identity images of a P×K batch stop being negatives.
+    """
     if z1.shape != z2.shape or z1.dim() != 2:
         raise ValueError(f"nt_xent needs two (n, d) views of equal shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
     if z1.shape[0] < 2:
@@ -21,10 +24,12 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     b = F.normalize(z2.float(), dim=1)
     n = a.shape[0]
     eye = torch.eye(n, device=a.device, dtype=torch.bool)
-    logits_aa = (a @ a.t() / temperature).masked_fill(eye, _SELF_MASK)
-    logits_bb = (b @ b.t() / temperature).masked_fill(eye, _SELF_MASK)
-    logits_ab = a @ b.t() / temperature
-    logits_ba = b @ a.t() / temperature
+    same = eye if labels is None else labels[:, None] == labels[None, :]
+    logits_aa = (a @ a.t() / temperature).masked_fill(same, _SELF_MASK)
+    logits_bb = (b @ b.t() / temperature).masked_fill(same, _SELF_MASK)
+    cross = same & ~eye  # the positive (the diagonal) stays
+    logits_ab = (a @ b.t() / temperature).masked_fill(cross, _SELF_MASK)
+    logits_ba = (b @ a.t() / temperature).masked_fill(cross, _SELF_MASK)
     target = torch.arange(n, device=a.device)
     loss_a = F.cross_entropy(torch.cat([logits_ab, logits_aa], dim=1), target)
     loss_b = F.cross_entropy(torch.cat([logits_ba, logits_bb], dim=1), target)

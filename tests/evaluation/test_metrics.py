@@ -170,3 +170,21 @@ def test_non_finite_distances_raise(bad):
         evaluate(d, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS)
     with pytest.raises(ValueError, match="NaN or inf"):
         evaluate(torch.from_numpy(d), Q_PIDS, G_PIDS, Q_CAMS, G_CAMS)
+
+
+def test_camera_diagnostics_read_camera_structure_and_nothing_else():
+    import torch
+
+    from reid.evaluation.diagnostics import camera_probe_accuracy, same_camera_false_matches
+
+    # distances: query 0 (id 0, cam 0) ranks g1 (id 1, cam 0), g2 (id 2, cam 1), g0 (id 0, cam 0: junk), g3 (id 0, cam 1)
+    d = np.array([[0.1, 0.2, 0.0, 0.3]])
+    share = same_camera_false_matches(d, np.array([0]), np.array([1, 2, 0, 0]), np.array([0]), np.array([0, 1, 0, 1]), k=2)
+    assert share == 0.5  # top-2 after junk: g1 (false, own camera), g2 (false, other camera)
+    rng = np.random.default_rng(0)
+    pids, cams = np.repeat(np.arange(40), 4), np.tile(np.arange(4), 40)
+    styled = torch.as_tensor(np.eye(4)[cams] * 3 + rng.normal(size=(160, 4)) * 0.1, dtype=torch.float32)
+    plain = torch.as_tensor(rng.normal(size=(160, 4)), dtype=torch.float32)
+    assert camera_probe_accuracy(styled, pids, cams)[0] == 1.0
+    acc, chance = camera_probe_accuracy(plain, pids, cams)
+    assert chance == 0.25 and acc < 0.5

@@ -92,3 +92,36 @@ def test_svll_image_mlp_init_keeps_default_biases():
 def test_ssl_head_refuses_incomplete_settings(family):
     with pytest.raises(ValueError):
         SSLHead(family, None, None, None)
+
+
+def test_masking_same_identity_pairs_removes_them_from_every_denominator():
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    torch.testing.assert_close(nt_xent(a, b, 0.2, torch.arange(6)), nt_xent(a, b, 0.2))  # all distinct: unchanged
+    # by hand: anchor i of view a against its positive b_i and every other-identity image of both views
+    qa, qb = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    losses = []
+    for x, y in ((qa, qb), (qb, qa)):
+        for i in range(6):
+            others = labels != labels[i]
+            logits = torch.cat([(x[i] @ y[i])[None], x[i] @ y[others].t(), x[i] @ x[others].t()]) / 0.2
+            losses.append(-torch.log_softmax(logits, 0)[0])
+    torch.testing.assert_close(nt_xent(a, b, 0.2, labels), torch.stack(losses).mean(), atol=1e-6, rtol=1e-6)
+
+
+def test_a_detached_vision_term_trains_only_its_head():
+    from reid.engine.stage2 import Stage2Net
+    from tests.distributed import ddp_workers
+
+    net, _ = ddp_workers.tiny_stage2(sie=False, ssl="simclr")
+    detached = Stage2Net(net.model, net.ssl_head, detach=True)
+    views = (torch.randn(4, 3, *ddp_workers.IMAGE_SIZE), torch.randn(4, 3, *ddp_workers.IMAGE_SIZE))
+    images = torch.randn(4, 3, *ddp_workers.IMAGE_SIZE)
+    for module, encoder_learns in ((net, True), (detached, False)):
+        module.zero_grad(set_to_none=True)
+        _, ssl_loss = module(images, None, None, views, torch.tensor([0, 0, 1, 1]))
+        ssl_loss.backward()
+        encoder_grads = [p.grad for p in module.model.encoder.parameters() if p.grad is not None]
+        assert bool(encoder_grads) is encoder_learns
+        assert all(p.grad is not None for p in module.ssl_head.parameters())
