@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from reid.data.errors import DatasetError
-from reid.data.formats.common import list_images
 from reid.data.formats.folder import (
     DEFAULT_CAMERA_PATTERN,
     REQUIRED_COLUMNS,
@@ -40,6 +39,7 @@ from reid.data.formats.folder import (
     load_folder,
     search_label,
 )
+from reid.data.images import list_images
 
 LAYOUTS = ("tree", "identity", "flat")
 # Market-style names start with the identity: everything before the first underscore.

@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from reid.data.images import IMAGE_SUFFIXES, list_images
+
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
     from reid.inference import TrainedRun
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 LABEL_SOURCES = ("auto", "market", "folder", "none")
 NEUTRAL_COLOR = (150, 150, 150)
 CAPTION_HEIGHT = 14
@@ -51,18 +52,18 @@ class SearchResult:
     metric: str
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Every .jpg/.jpeg/.png under ``folder`` (recursive, hidden entries skipped), sorted by path."""
+def gallery_images(folder: str | Path) -> list[Path]:
+    """Every image under the gallery ``folder`` (recursive, hidden entries skipped; reid.data.images), sorted by path.
+
+    An absent folder or one without images is an error naming the folder.
+    """
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"gallery {root}: no such folder")
-    found = [
-        p for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
+    found = list_images(root, recursive=True)
     if not found:
         raise FileNotFoundError(f"gallery {root}: no {'/'.join(IMAGE_SUFFIXES)} images in it or below it")
-    return sorted(found)
+    return found
 
 
 def market_identity(path: Path) -> int | None:
@@ -145,7 +146,7 @@ def search(
     query_path = Path(query).expanduser()
     if not query_path.is_file():
         raise FileNotFoundError(f"query {query_path}: no such image file")
-    images = [p for p in list_images(gallery) if p.resolve() != query_path.resolve()]
+    images = [p for p in gallery_images(gallery) if p.resolve() != query_path.resolve()]
     if not images:
         raise FileNotFoundError(f"gallery {gallery}: holds no image other than the query")
     known = identities(query_path, images, labels)  # before encoding: a wrong --labels fails fast
@@ -246,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         query = Path(args.query).expanduser()
         if not query.is_file():
             raise FileNotFoundError(f"query {query}: no such image file")
-        list_images(args.gallery)
+        gallery_images(args.gallery)
         run = load_run(args.run, args.checkpoint, device=args.device, tracking_uri=args.tracking_uri)
         result = search(run, query, args.gallery, args.topk, args.rerank, args.num_workers, args.progress, args.labels)
         print(f"run:     {run.describe()}")

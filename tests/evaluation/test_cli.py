@@ -286,7 +286,7 @@ def test_search_prints_the_top_k_and_draws_them(trained: Trained, tmp_path: Path
     from reid.evaluation.distance import l2_normalize, squared_euclidean
     from reid.evaluation.plots import FALSE_COLOR, TRUE_COLOR
     from reid.inference import load_run
-    from reid.search import list_images, main
+    from reid.search import gallery_images, main
 
     query = sorted((trained.market / "query").glob("*.jpg"))[2]
     gallery = trained.market / "bounding_box_test"
@@ -295,12 +295,12 @@ def test_search_prints_the_top_k_and_draws_them(trained: Trained, tmp_path: Path
     stdout = capsys.readouterr().out
     rows = _parse_results(stdout)
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
-    assert f"gallery: {len(list_images(gallery))} images" in stdout
+    assert f"gallery: {len(gallery_images(gallery))} images" in stdout
     assert "ranked by squared Euclidean on L2-normalised descriptors" in stdout
 
     # The same distance as the evaluation: squared Euclidean between L2-normalised descriptors, stable order.
     run = load_run(trained.run_dir)
-    images = list_images(gallery)
+    images = gallery_images(gallery)
     dist = squared_euclidean(l2_normalize(run.extract([query])), l2_normalize(run.extract(images)))[0]
     order = np.argsort(dist, kind="stable")[:5]
     assert [r[3] for r in rows] == [images[i] for i in order]

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from reid.data.errors import DatasetError
-from reid.data.formats.common import MAX_NAMES_SHOWN, list_images
+from reid.data.formats.common import MAX_NAMES_SHOWN
+from reid.data.images import list_images
 from reid.data.image_check import image_problem
 from reid.data.records import ImageRecord, ReIDDataset
 from reid.data.registry import register_dataset
