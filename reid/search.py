@@ -100,7 +100,9 @@ def identities(query: Path, images: Sequence[Path], labels: str) -> tuple[object
         return q_pid, pids
     if labels == "market":
         bad = query if q_pid is None else next(p for p, pid in zip(images, pids) if pid is None)
-        raise ValueError(f"--labels market: {bad} is not a Market-style name (<pid>_c<cam>...); try --labels folder or none")
+        raise ValueError(
+            f"--labels market: {bad} is not a Market-style name (<pid>_c<cam>...); try --labels folder or none"
+        )
     return None
 
 
@@ -158,7 +160,9 @@ def search(
     return SearchResult(query_path, len(images), matches, metric)
 
 
-def _cell(path: Path, size: tuple[int, int], color: tuple[int, int, int], border: int, caption: str | None) -> Image.Image:
+def _cell(
+    path: Path, size: tuple[int, int], color: tuple[int, int, int], border: int, caption: str | None
+) -> Image.Image:
     from PIL import Image, ImageDraw, ImageOps
 
     width, height = size
@@ -216,16 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m reid.search", description="Rank a folder of images against a query image with a trained run."
     )
-    parser.add_argument("--run", required=True, help="training run folder, one of its checkpoint files, or its MLflow run id")
+    parser.add_argument(
+        "--run", required=True, help="training run folder, one of its checkpoint files, or its MLflow run id"
+    )
     parser.add_argument("--query", required=True, help="query image")
     parser.add_argument("--gallery", required=True, help="folder searched recursively for .jpg/.jpeg/.png images")
     parser.add_argument("--topk", type=int, default=10, help="matches to print and draw (default 10)")
     parser.add_argument("--out", default="ranked.png", help="ranked-list picture to write (default ranked.png)")
-    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking with the run's eval.k1/k2/lambda_value")
+    parser.add_argument(
+        "--rerank", action="store_true", help="k-reciprocal re-ranking with the run's eval.k1/k2/lambda_value"
+    )
     parser.add_argument("--labels", choices=LABEL_SOURCES, default="auto",
                         help="where identities are read to mark matches: Market-style file names (auto: when all "
                              "names are), the parent folder (folder dataset trees), or none (default auto)")
-    parser.add_argument("--checkpoint", default=None, help="a checkpoint file or name in <run>/checkpoints (default: newest stage 2)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="a checkpoint file or name in <run>/checkpoints (default: newest stage 2)"
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--num-workers", type=int, default=0, help="image decoding workers for the gallery")
     parser.add_argument("--tracking-uri", default=None, help="MLflow store for a run id (default sqlite:///<project>/mlflow.db)")

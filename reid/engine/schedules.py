@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -24,7 +24,9 @@ def warmup_multistep_factor(
     return warm * gamma ** sum(1 for m in milestones if m <= epoch)
 
 
-def cosine_warmup_lr(epoch: int, base_lr: float, epochs: int, warmup_epochs: int, warmup_lr_init: float, lr_min: float) -> float:
+def cosine_warmup_lr(
+    epoch: int, base_lr: float, epochs: int, warmup_epochs: int, warmup_lr_init: float, lr_min: float
+) -> float:
     """timm CosineLRScheduler with warmup_prefix=False and cycle_limit=1, evaluated at epoch e."""
     if epoch < warmup_epochs:
         return warmup_lr_init + epoch * (base_lr - warmup_lr_init) / warmup_epochs
@@ -49,7 +51,9 @@ def schedule_parameters(name: str) -> tuple[str, ...]:
     return tuple(inspect.signature(fn).parameters)[skip:]
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, **params) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, name: str, epochs: int, **params
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A LambdaLR whose ``last_epoch`` is the 1-based epoch after the first ``step()``."""
     if name == "warmup_multistep":
         fn: Callable[[int], float] = lambda e: warmup_multistep_factor(e, **params)  # noqa: E731

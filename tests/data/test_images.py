@@ -25,7 +25,12 @@ def test_direct_children_only_by_default(tmp_path):
 def test_recursive_sorted_by_path(tmp_path):
     _touch(tmp_path, "z.jpg", "0002/b.jpg", "0001/a.jpg", "0001/deep/c.png")
     found = list_images(tmp_path, recursive=True)
-    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["0001/a.jpg", "0001/deep/c.png", "0002/b.jpg", "z.jpg"]
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == [
+        "0001/a.jpg",
+        "0001/deep/c.png",
+        "0002/b.jpg",
+        "z.jpg",
+    ]
     assert all(isinstance(p, Path) and p.is_file() for p in found)
 
 

@@ -28,7 +28,9 @@ def test_scheduler_steps_at_epoch_start_with_bias_groups():
     opt = build_optimizer(w.named_parameters(), "adam", 5e-6, 1e-4, bias_lr_factor=2.0, weight_decay_bias=0.0)
     lrs = {g["name"]: g for g in opt.param_groups}
     assert lrs["bias"]["lr"] == pytest.approx(1e-5) and lrs["bias"]["weight_decay"] == 0.0
-    sched = build_scheduler(opt, "warmup_multistep", 60, warmup_epochs=10, warmup_factor=0.1, milestones=[30, 50], gamma=0.1)
+    sched = build_scheduler(
+        opt, "warmup_multistep", 60, warmup_epochs=10, warmup_factor=0.1, milestones=[30, 50], gamma=0.1
+    )
     sched.step()  # start of epoch 1
     assert lrs["weight"]["lr"] == pytest.approx(0.19 * 5e-6)
     assert lrs["bias"]["lr"] == pytest.approx(0.19 * 1e-5)

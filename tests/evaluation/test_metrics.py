@@ -74,7 +74,9 @@ def test_no_valid_query_raises():
 
 def test_torch_and_float16_inputs_match_numpy():
     ref = evaluate(DIST, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, max_rank=5)
-    out = evaluate(torch.from_numpy(DIST), torch.from_numpy(Q_PIDS), G_PIDS, torch.from_numpy(Q_CAMS), G_CAMS, max_rank=5)
+    out = evaluate(
+        torch.from_numpy(DIST), torch.from_numpy(Q_PIDS), G_PIDS, torch.from_numpy(Q_CAMS), G_CAMS, max_rank=5
+    )
     np.testing.assert_allclose(out[0], ref[0])
     assert out[1:] == pytest.approx(ref[1:])
     half = evaluate(DIST.astype(np.float16), Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, max_rank=5)
