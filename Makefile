@@ -23,8 +23,10 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/python -m reid.train experiment=demo
 
-## The whole test suite (pytest's "no tests collected" exit code 5 fails the target, as any non-zero code).
+## Lint (ruff, configured in pyproject.toml), then the whole test suite (pytest's "no tests collected" exit code 5
+## fails the target, as any non-zero code).
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## Open the MLflow UI on the project's local store (http://127.0.0.1:5000).

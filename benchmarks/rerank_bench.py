@@ -116,7 +116,7 @@ def _cpu_seconds() -> float:
 class Timer:
     """Wall and CPU seconds of a block."""
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self.wall0, self.cpu0 = time.perf_counter(), _cpu_seconds()
         return self
 
@@ -229,7 +229,8 @@ def fmt_row(scale: str, shape: str, r: dict, dense: dict | None) -> str:
     if dense and r["task"] == "rerank":
         speed = f"{dense['seconds'] / r['seconds']:.1f}x / {dense['cpu_seconds'] / r['cpu_seconds']:.1f}x"
     m = r.get("metrics", {})
-    notes = f"R1 {100 * m.get('rank1', float('nan')):.1f} / mAP {100 * m.get('mAP', float('nan')):.1f} / mINP {100 * m.get('mINP', float('nan')):.1f}"
+    r1, ap, inp = (100 * m.get(k, float("nan")) for k in ("rank1", "mAP", "mINP"))
+    notes = f"R1 {r1:.1f} / mAP {ap:.1f} / mINP {inp:.1f}"
     if "evaluate_seconds_on_output" in r:
         notes += f"; evaluate on its output {r['evaluate_seconds_on_output']:.1f} s"
     if "max_abs_diff_vs_ours" in r:
@@ -243,7 +244,9 @@ def fmt_row(scale: str, shape: str, r: dict, dense: dict | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=["market", "msmt17", "custom"], default="market")
-    p.add_argument("--backend", default="both", help="faiss_cpu | faiss_gpu | torch | auto | both (faiss_cpu and torch)")
+    p.add_argument(
+        "--backend", default="both", help="faiss_cpu | faiss_gpu | torch | auto | both (faiss_cpu and torch)"
+    )
     p.add_argument("--dim", type=int, default=1280)
     p.add_argument("--skip-dense", action="store_true", help="do not run the dense reference")
     p.add_argument("--skip-rerank", action="store_true")
@@ -287,9 +290,14 @@ def main(argv: list[str] | None = None) -> None:
 
     dense = next((r for r in rows if r.get("task") == "dense" and "seconds" in r), None)
     print(f"Machine: {machine_line()}; {versions_line()}")
-    print(f"Data: {shape}, k1={args.k1} k2={args.k2} lambda={args.lambda_value}, noise={args.noise}, seed={args.seed}\n")
-    print("| scale | Q x G x dim | measurement | backend | wall (s) | CPU (s) | peak RSS (GiB) | RSS growth in call (GiB) "
-          "| speed-up vs dense (wall / CPU) | notes |")
+    print(
+        f"Data: {shape}, k1={args.k1} k2={args.k2} lambda={args.lambda_value}, noise={args.noise}, seed={args.seed}\n"
+    )
+    print(
+        "| scale | Q x G x dim | measurement | backend | wall (s) | CPU (s) | peak RSS (GiB) | RSS growth in call "
+        "(GiB) "
+        "| speed-up vs dense (wall / CPU) | notes |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(fmt_row(args.scale, shape, r, dense))

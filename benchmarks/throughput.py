@@ -30,12 +30,13 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, beside this script)
+from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -232,7 +233,9 @@ def cache_phase(model: ReIDModel, b, args, device: torch.device) -> Callable[[in
     def run(n: int) -> int:
         model.eval()
         with precision.autocast():
-            feats, _ = cache_image_features(model.encode_projected, list(cycle(batches, n)), transform, device, progress=False)
+            feats, _ = cache_image_features(
+                model.encode_projected, list(cycle(batches, n)), transform, device, progress=False
+            )
         model.train()
         return int(feats.shape[0])
 
@@ -246,7 +249,9 @@ def extract_phase(model: ReIDModel, b, args, device: torch.device) -> Callable[[
 
     def run(n: int) -> int:
         with precision.autocast():
-            feats, _, _ = extract_features(model, list(cycle(batches, n)), transform, device, use_side_info=False, progress=False)
+            feats, _, _ = extract_features(
+                model, list(cycle(batches, n)), transform, device, use_side_info=False, progress=False
+            )
         return int(feats.shape[0])
 
     return run
@@ -274,7 +279,8 @@ def measure(run: Callable[[int], int], args, device: torch.device) -> dict[str, 
 
 
 def profile(run: Callable[[int], int], what: str, args, device: torch.device) -> None:
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     steps = max(1, min(args.steps, args.profile_steps))
@@ -302,9 +308,11 @@ def row(args, device: torch.device, what: str, r: dict[str, float], gflop: float
     tflops = r["ips"] * gflop * factor / 1e3
     peak = f"{r['peak_gib']:.2f}" if device.type == "cuda" else "n/a (CPU)"
     compile_txt = args.compile_mode if args.compile else "off"
-    return (f"| {device_name(device)} | {args.backbone} | {what} | {batch} | {args.size[0]} x {args.size[1]} | {prec} | "
-            f"{args.attn} | {compile_txt} | {'on' if args.channels_last else 'off'} | {fused} | {r['ips']:.1f} | "
-            f"{r['ms_step']:.1f} | {r['warmup_s']:.1f} | {peak} | {gflop:.3g} | {tflops:.3g} | {versions()} | `{command}` |")
+    return (
+        f"| {device_name(device)} | {args.backbone} | {what} | {batch} | {args.size[0]} x {args.size[1]} | {prec} | "
+        f"{args.attn} | {compile_txt} | {'on' if args.channels_last else 'off'} | {fused} | {r['ips']:.1f} | "
+        f"{r['ms_step']:.1f} | {r['warmup_s']:.1f} | {peak} | {gflop:.3g} | {tflops:.3g} | {versions()} | `{command}` |"
+    )
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -312,7 +320,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--backbone", choices=["vit_b16", "rn50", "clip_tiny"], default="vit_b16")
     p.add_argument("--batch", type=int, default=64, help="stage-2 PK batch (identities x --num-instances)")
     p.add_argument("--num-instances", type=int, default=4, help="K images per identity in a training batch")
-    p.add_argument("--cache-batch", type=int, default=64, help="stage-1 feature-cache batch (method.stage1.feature_batch_size)")
+    p.add_argument(
+        "--cache-batch", type=int, default=64, help="stage-1 feature-cache batch (method.stage1.feature_batch_size)"
+    )
     p.add_argument("--eval-batch", type=int, default=128, help="test-time extraction batch (eval.batch_size)")
     p.add_argument("--size", type=int, nargs=2, default=[256, 128], metavar=("H", "W"))
     p.add_argument("--precision", choices=["bf16", "fp16", "fp32"], default="bf16")
@@ -329,8 +339,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--what", choices=["train", "extract", "cache", "all"], default="all")
-    p.add_argument("--profile", action="store_true",
-                   help="afterwards, profile each phase (torch.profiler): top-15 ops by self GPU time and by self CPU time")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="afterwards, profile each phase (torch.profiler): top-15 ops by self GPU time and by self CPU time",
+    )
     p.add_argument("--profile-steps", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -364,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     for what in phases:
         runs[what] = PHASES[what](model, b, args, device)
         result = measure(runs[what], args, device)
-        rows.append(row(args, device, what, result, gflop, f"{args.fused}: {fused}" if what == "train" else "-", command))
+        rows.append(
+            row(args, device, what, result, gflop, f"{args.fused}: {fused}" if what == "train" else "-", command)
+        )
         print(f"# {what}: {result['ips']:.1f} img/s", file=sys.stderr, flush=True)
     print(HEADER)
     print("|" + "---|" * HEADER.count(" | ") + "---|")

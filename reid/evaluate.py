@@ -90,7 +90,10 @@ def load_feature_file(path: str | Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: not a readable .npz file ({err})") from None
     missing = [k for k in FEATURE_KEYS if k not in arrays]
     if missing:
-        raise ValueError(f"{path}: missing array(s) {missing}; a feature file holds {list(FEATURE_KEYS)} (+ optional {list(PATH_KEYS)})")
+        raise ValueError(
+            f"{path}: missing array(s) {missing}; a feature file holds {list(FEATURE_KEYS)} (+ optional "
+            f"{list(PATH_KEYS)})"
+        )
     try:
         qf = _inputs.features(arrays["qf"], "qf")
         gf = _inputs.features(arrays["gf"], "gf")
@@ -206,8 +209,18 @@ def _evaluate_features(cfg: DictConfig) -> tuple[list[Split], DictConfig, str, d
         raise ValueError(f"{path}: {err}") from None
     paths = {k: [str(p) for p in arrays[k]] for k in PATH_KEYS if k in arrays}
     split = Split(
-        None, result.metrics, result.cmc, result.distmat, arrays["qf"], arrays["gf"], arrays["q_pids"], arrays["g_pids"],
-        arrays["q_camids"], arrays["g_camids"], paths.get("q_paths"), paths.get("g_paths"),
+        None,
+        result.metrics,
+        result.cmc,
+        result.distmat,
+        arrays["qf"],
+        arrays["gf"],
+        arrays["q_pids"],
+        arrays["g_pids"],
+        arrays["q_camids"],
+        arrays["g_camids"],
+        paths.get("q_paths"),
+        paths.get("g_paths"),
     )
     print(f"features: {path} ({len(split.q_pids)} query, {len(split.g_pids)} gallery, dim {qf.shape[1]})", flush=True)
     return [split], e, path.stem, {"features": str(path)}
@@ -253,7 +266,10 @@ def _evaluate_run(cfg: DictConfig, overrides: Sequence[str]) -> tuple[list[Split
     if overridden:
         h, w = trained.input_size
         note = "; SIE off (its cameras are the training set's)" if trained.uses_side_info else ""
-        print(f"dataset: {dataset['name']} with the {trained.dataset_name} model, images resized to its {h}x{w} input{note}")
+        print(
+            f"dataset: {dataset['name']} with the {trained.dataset_name} model, images resized to its {h}x{w} "
+            f"input{note}"
+        )
     options = dict(dataset.get("options") or {})
     tests = []
     for trial in trial_ids:
@@ -261,7 +277,13 @@ def _evaluate_run(cfg: DictConfig, overrides: Sequence[str]) -> tuple[list[Split
         ds = load_dataset(dataset["name"], dataset["root"], **opts)  # logs its summary table
         tests.append((trial if trial is not None else ds.meta.get("trial"), limit_test_set(ds, limit)))
 
-    kw = dict(side_info=side_info, num_workers=int(cfg.num_workers), progress=bool(cfg.progress), batch_size=int(e.batch_size), flip=bool(e.flip))
+    kw = dict(
+        side_info=side_info,
+        num_workers=int(cfg.num_workers),
+        progress=bool(cfg.progress),
+        batch_size=int(e.batch_size),
+        flip=bool(e.flip),
+    )
     splits = []
     if len(tests) == 1:  # query and gallery batched apart, as the training run's evaluation did: identical numbers
         trial, test = tests[0]
@@ -305,7 +327,9 @@ def format_table(title: str, splits: list[Split], means: dict[str, float], stds:
     head = f"{'split':>10} | " + " | ".join(f"{n:>{width}}" for n in names)
     lines = [title, head, "-" * len(head)]
     for s in splits:
-        lines.append(f"{f'trial {s.trial}':>10} | " + " | ".join(f"{100 * s.metrics[n]:{width - 1}.2f}%" for n in names))
+        lines.append(
+            f"{f'trial {s.trial}':>10} | " + " | ".join(f"{100 * s.metrics[n]:{width - 1}.2f}%" for n in names)
+        )
     lines.append("-" * len(head))
     cells = [f"{100 * means[n]:.2f} ± {100 * stds[n]:.2f}" for n in names]
     lines.append(f"{'mean ± std':>10} | " + " | ".join(f"{c:>{width - 1}}%" for c in cells))
@@ -335,12 +359,14 @@ def _plots(out_dir: Path, splits: list[Split], e: DictConfig, num_queries: int) 
 
 def _log(cfg: DictConfig, report: EvaluationReport, tags: dict[str, str]) -> str | None:
     """One new MLflow run (logger=mlflow) with the standard metric names, the settings and the files."""
-    from reid.tracking.run_info import git_commit
     from reid.tracking import build_tracker, flatten_config
+    from reid.tracking.run_info import git_commit
 
     logger = OmegaConf.to_container(cfg.logger, resolve=True)
     assert isinstance(logger, dict)
-    tracker = build_tracker(str(logger["kind"]), **{k: v for k, v in logger.items() if k in ("tracking_uri", "experiment_name")})
+    tracker = build_tracker(
+        str(logger["kind"]), **{k: v for k, v in logger.items() if k in ("tracking_uri", "experiment_name")}
+    )
     run_name = logger.get("run_name") or f"evaluate-{report.dataset}"
     run_id = tracker.start(
         run_name,
@@ -349,9 +375,16 @@ def _log(cfg: DictConfig, report: EvaluationReport, tags: dict[str, str]) -> str
     )
     status = "FAILED"
     try:
-        tracker.log_params(flatten_config({
-            "eval": report.eval_settings, "dataset": report.dataset, "trials": len(report.splits), "source": report.source,
-        }))
+        tracker.log_params(
+            flatten_config(
+                {
+                    "eval": report.eval_settings,
+                    "dataset": report.dataset,
+                    "trials": len(report.splits),
+                    "source": report.source,
+                }
+            )
+        )
         tracker.log_metrics(report.metrics)
         if report.std:
             tracker.log_metrics({f"{k}_std": v for k, v in report.std.items()})
@@ -410,7 +443,9 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> EvaluationReport
     metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
     report.files["metrics"] = metrics_path
     report.mlflow_run_id = _log(cfg, report, tags)
-    print(f"results: {out_dir}" + (f"  (MLflow run {report.mlflow_run_id})" if report.mlflow_run_id else ""), flush=True)
+    print(
+        f"results: {out_dir}" + (f"  (MLflow run {report.mlflow_run_id})" if report.mlflow_run_id else ""), flush=True
+    )
     return report
 
 

@@ -41,7 +41,9 @@ def export_run(
         state = ex.clipreid_state_dict(Checkpointer.load(trained.checkpoint))
         target.parent.mkdir(parents=True, exist_ok=True)
         torch.save(state, target)
-        lines.append(f"[export] wrote {target}: {len(state)} tensors in CLIP-ReID's state-dict layout (its load_param reads it)")
+        lines.append(
+            f"[export] wrote {target}: {len(state)} tensors in CLIP-ReID's state-dict layout (its load_param reads it)"
+        )
         return target, lines
     if opset < 17:
         raise ExportError(f"opset={opset}: the exporter needs ONNX opset 17 or newer")
@@ -63,7 +65,10 @@ def export_run(
         ex.export_torchscript(module, size, target)
         check = ex.torchscript_max_difference
     ids = f" + {', '.join(module.id_names)}" if module.id_names else ""
-    lines.append(f"[export] wrote {target}: images (B, 3, {size[0]}, {size[1]}){ids} -> descriptor (B, {trained.model.descriptor_dim})")
+    lines.append(
+        f"[export] wrote {target}: images (B, 3, {size[0]}, {size[1]}){ids} -> descriptor (B, "
+        f"{trained.model.descriptor_dim})"
+    )
     if verify:
         diff = check(target, module, ex.example_inputs(size, module.id_names, batch=3, seed=1))
         if diff > tolerance:

@@ -48,7 +48,8 @@ class Imported:
     model_spec: dict[str, int]
     notes: list[str]
     lines: list[str]
-    fine_tune: list[str]  # the reid.train overrides that fine-tune from this run (stage 2 only: add method.stages=[stage2])
+    # the reid.train overrides that fine-tune from this run (stage 2 only: add method.stages=[stage2])
+    fine_tune: list[str]
 
 
 def _compose(overrides: Sequence[str]):
@@ -74,7 +75,9 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a torch file, or pickled objects beyond tensors
-        raise WeightsImportError(f"checkpoint {path}: cannot be read as a torch state dict ({str(err).splitlines()[0]})") from None
+        raise WeightsImportError(
+            f"checkpoint {path}: cannot be read as a torch state dict ({str(err).splitlines()[0]})"
+        ) from None
     return unwrap_checkpoint(obj, str(path))
 
 
@@ -105,8 +108,11 @@ def _fit(layout: Any, size: tuple[int, int], given_stride: int | None) -> list[i
     return [first] if first in fits else fits
 
 
-def choose_dataset_and_stride(layout: Any, dataset: str | None, stride: int | None) -> tuple[str, tuple[int, int], int, str | None]:
-    """(dataset, input size, stride or last stride, note): the dataset's default input size must give the table's grid."""
+def choose_dataset_and_stride(
+    layout: Any, dataset: str | None, stride: int | None
+) -> tuple[str, tuple[int, int], int, str | None]:
+    """(dataset, input size, stride or last stride, note): the dataset's default input size must give the table's
+    grid."""
     what = "patch stride" if layout.arch == "vit" else "last stride"
     if dataset is not None:
         size = _size_of(dataset)
@@ -119,7 +125,9 @@ def choose_dataset_and_stride(layout: Any, dataset: str | None, stride: int | No
                 "pass the --dataset the model was trained on"
             )
         if len(fits) > 1:
-            raise WeightsImportError(f"{size[0]}x{size[1]} inputs give {layout.pos_rows - 1} cells at {what}s {fits}; pass --stride")
+            raise WeightsImportError(
+                f"{size[0]}x{size[1]} inputs give {layout.pos_rows - 1} cells at {what}s {fits}; pass --stride"
+            )
         return dataset, size, fits[0], None
     for name in PAPER_DATASETS:
         size = _size_of(name)
@@ -136,7 +144,9 @@ def choose_dataset_and_stride(layout: Any, dataset: str | None, stride: int | No
     )
 
 
-def choose_sie(layout: Any, dataset: str, mode: str | None, cameras: int | None, views: int | None) -> tuple[str | None, int, int]:
+def choose_sie(
+    layout: Any, dataset: str, mode: str | None, cameras: int | None, views: int | None
+) -> tuple[str | None, int, int]:
     """(camera | view | both | None, num_cams, num_views) for the checkpoint's SIE table on ``dataset``."""
     from reid.data.registry import format_constant
 
@@ -147,7 +157,11 @@ def choose_sie(layout: Any, dataset: str, mode: str | None, cameras: int | None,
     v = views or format_constant(dataset, "NUM_VIEWS", 1)
     facts = f"dataset={dataset} has {c if c else 'an unknown number of'} cameras and {v} views"
     if mode is None:
-        candidates = [m for m, ok in (("camera", c == rows), ("view", v == rows), ("both", bool(c) and v > 1 and c * v == rows)) if ok]
+        candidates = [
+            m
+            for m, ok in (("camera", c == rows), ("view", v == rows), ("both", bool(c) and v > 1 and c * v == rows))
+            if ok
+        ]
         if len(candidates) != 1:
             why = "fits more than one reading" if candidates else "fits none of camera, view or camera x view"
             raise WeightsImportError(
@@ -160,7 +174,9 @@ def choose_sie(layout: Any, dataset: str, mode: str | None, cameras: int | None,
     if mode == "view":
         return mode, 1, rows
     if not c or c * v != rows:
-        raise WeightsImportError(f"--sie both needs cameras x views = {rows} table rows, but {facts}; pass --cameras and --views")
+        raise WeightsImportError(
+            f"--sie both needs cameras x views = {rows} table rows, but {facts}; pass --cameras and --views"
+        )
     return mode, int(c), int(v)
 
 
@@ -227,9 +243,13 @@ def import_checkpoint(
     sd = read_checkpoint(path)
     layout = read_layout(sd, str(path))
     if kind == "clipreid" and layout.ssl != "none":
-        raise WeightsImportError(f"{path} carries SVLL-ReID's SSL heads (image_mlp.*): import it with `python -m reid.import_weights svll`")
+        raise WeightsImportError(
+            f"{path} carries SVLL-ReID's SSL heads (image_mlp.*): import it with `python -m reid.import_weights svll`"
+        )
     if kind == "svll" and layout.ssl == "none":
-        raise WeightsImportError(f"{path} has no SVLL-ReID SSL heads (image_mlp.*): it is a CLIP-ReID checkpoint, use `clipreid`")
+        raise WeightsImportError(
+            f"{path} has no SVLL-ReID SSL heads (image_mlp.*): it is a CLIP-ReID checkpoint, use `clipreid`"
+        )
     check_layout(sd, layout, str(path))
     notes: list[str] = []
     dataset, size, stride_, note = choose_dataset_and_stride(layout, dataset, stride)
@@ -248,7 +268,8 @@ def import_checkpoint(
         sie_coefficient = DEFAULT_SIE_COE
         if mode is not None:
             notes.append(
-                f"the SIE coefficient (CLIP-ReID's MODEL.SIE_COE) is not stored in the weights: using {DEFAULT_SIE_COE:g}, "
+                "the SIE coefficient (CLIP-ReID's MODEL.SIE_COE) is not stored in the weights: using "
+                f"{DEFAULT_SIE_COE:g}, "
                 "CLIP-ReID's default; its released SIE+OLP models were trained with 1.0 (pass --sie-coefficient 1.0)"
             )
     method = "clipreid" if layout.text else "baseline"
@@ -295,10 +316,30 @@ def import_checkpoint(
     fine_tune = [*base, *architecture_overrides(cfg, _compose(base)), f"init_from={out}"]
     match = _EPOCH_IN_NAME.search(path.name)
     written = write_run_folder(
-        out, OmegaConf.to_yaml(OmegaConf.create(container)), system, model_spec, imported, aside, epoch=int(match.group(1)) if match else 0, overwrite=overwrite
+        out,
+        OmegaConf.to_yaml(OmegaConf.create(container)),
+        system,
+        model_spec,
+        imported,
+        aside,
+        epoch=int(match.group(1)) if match else 0,
+        overwrite=overwrite,
     )
-    lines = _summary(kind, path, layout, dataset, size, stride_, mode, model_spec, sie_coefficient, neck_feat, preset, out, fine_tune)
-    return Imported(out, written, dataset, size, stride_ if layout.arch == "vit" else None, mode, model_spec, notes, lines, fine_tune)
+    lines = _summary(
+        kind, path, layout, dataset, size, stride_, mode, model_spec, sie_coefficient, neck_feat, preset, out, fine_tune
+    )
+    return Imported(
+        out,
+        written,
+        dataset,
+        size,
+        stride_ if layout.arch == "vit" else None,
+        mode,
+        model_spec,
+        notes,
+        lines,
+        fine_tune,
+    )
 
 
 def _check_fits(built: torch.nn.Module, system: dict[str, torch.Tensor], path: Path) -> None:
@@ -309,10 +350,15 @@ def _check_fits(built: torch.nn.Module, system: dict[str, torch.Tensor], path: P
     result = built.load_state_dict({k: system[k] for k in mine}, strict=False)
     missing = [k for k in result.missing_keys if k.startswith(("image.", "prompt.")) or k.startswith("text.")]
     if missing or result.unexpected_keys:
-        raise LayoutError(f"{path}: converted weights do not fit the rebuilt model: missing {missing[:8]}, unexpected {result.unexpected_keys[:8]}")
+        raise LayoutError(
+            f"{path}: converted weights do not fit the rebuilt model: missing {missing[:8]}, unexpected "
+            f"{result.unexpected_keys[:8]}"
+        )
 
 
-def _summary(kind, path, layout, dataset, size, stride, mode, spec, coefficient, neck_feat, preset, out, fine_tune) -> list[str]:
+def _summary(
+    kind, path, layout, dataset, size, stride, mode, spec, coefficient, neck_feat, preset, out, fine_tune
+) -> list[str]:
     name = {"clipreid": "CLIP-ReID", "svll": "SVLL-ReID"}[kind]
     if layout.arch == "vit":
         grid = f"stride {stride}" + (" (overlapping patches)" if stride < layout.patch else "")
@@ -320,7 +366,12 @@ def _summary(kind, path, layout, dataset, size, stride, mode, spec, coefficient,
     else:
         backbone = f"RN50-style ResNet, stages {'-'.join(map(str, layout.layers))}, last stride {stride}"
     dim = layout.width + layout.proj_dim
-    sie = "none" if mode is None else f"{mode}, {layout.sie_rows} rows ({spec['num_cams']} cameras x {spec['num_views']} views), coefficient {coefficient:g}"
+    sie = (
+        "none"
+        if mode is None
+        else f"{mode}, {layout.sie_rows} rows ({spec['num_cams']} cameras x {spec['num_views']} views), coefficient "
+             f"{coefficient:g}"
+    )
     lines = [
         f"[import] {name} checkpoint {path}",
         f"  backbone:    {backbone}",
@@ -329,7 +380,11 @@ def _summary(kind, path, layout, dataset, size, stride, mode, spec, coefficient,
         f"  SIE:         {sie}",
         f"  descriptor:  {dim}-d, concat[f_last, f_proj] {neck_feat} the BNNecks",
         f"  method:      {'clipreid (prompts + text encoder)' if layout.text else 'baseline (image only)'}"
-        + (f", SVLL SSL heads: {layout.ssl} (kept for fine-tuning, unused by inference)" if layout.ssl != "none" else ""),
+        + (
+            f", SVLL SSL heads: {layout.ssl} (kept for fine-tuning, unused by inference)"
+            if layout.ssl != "none"
+            else ""
+        ),
         f"  config:      {'experiment=' + preset if preset else 'the config groups'} + the checkpoint's architecture",
         f"[import] wrote {out}",
         f"  evaluate:    python -m reid.evaluate run={out}",
@@ -362,8 +417,10 @@ def import_openai(clip_pt: str | Path, out_dir: str | Path, overwrite: bool = Fa
     v = spec["vision"]
     return [
         f"[import] OpenAI CLIP {path}",
-        f"  ViT: {v['num_hidden_layers']} blocks, width {v['hidden_size']}, patch {v['patch_size']}, {v['image_size']}px; "
-        f"text: {spec['text']['num_hidden_layers']} blocks, width {spec['text']['hidden_size']}; projection {spec['projection_dim']}",
+        f"  ViT: {v['num_hidden_layers']} blocks, width {v['hidden_size']}, patch {v['patch_size']}, "
+        f"{v['image_size']}px; "
+        f"text: {spec['text']['num_hidden_layers']} blocks, width {spec['text']['hidden_size']}; projection "
+        f"{spec['projection_dim']}",
         f"[import] wrote Hugging Face folder {out} (config.json, model.safetensors, tokenizer files)",
         f"  use it:  python -m reid.train backbone.pretrained={out} ...",
     ]
@@ -376,12 +433,23 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(kind, help=f"{what} -> a reid run folder")
         p.add_argument("checkpoint", help=f"{what} (.pth), DDP-saved or not")
         p.add_argument("out_dir", help="the run folder to write")
-        p.add_argument("--dataset", help="the dataset it was trained on: input size, prompt noun, SIE camera x view split "
-                                         "(default: inferred from the position grid, market1501 for 256x128)")
-        p.add_argument("--sie-coefficient", type=float, default=None,
-                       help="CLIP-ReID's MODEL.SIE_COE, not stored in the weights (default 3.0; its SIE+OLP configs use 1.0)")
-        p.add_argument("--neck-feat", choices=("before", "after"), default="before",
-                       help="TEST.NECK_FEAT: descriptor before or after the BNNecks (default before, as every released config)")
+        p.add_argument(
+            "--dataset",
+            help="the dataset it was trained on: input size, prompt noun, SIE camera x view split "
+            "(default: inferred from the position grid, market1501 for 256x128)",
+        )
+        p.add_argument(
+            "--sie-coefficient",
+            type=float,
+            default=None,
+            help="CLIP-ReID's MODEL.SIE_COE, not stored in the weights (default 3.0; its SIE+OLP configs use 1.0)",
+        )
+        p.add_argument(
+            "--neck-feat",
+            choices=("before", "after"),
+            default="before",
+            help="TEST.NECK_FEAT: descriptor before or after the BNNecks (default before, as every released config)",
+        )
         p.add_argument("--sie", choices=SIE_MODES, help="what the SIE table indexes, when its row count cannot tell")
         p.add_argument("--cameras", type=int, help="camera count for --sie both on a dataset without a known count")
         p.add_argument("--views", type=int, help="view count for --sie both on a dataset without a known count")

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from reid.data.errors import DatasetError
-from reid.data.formats.common import list_images
 from reid.data.formats.folder import (
     DEFAULT_CAMERA_PATTERN,
     REQUIRED_COLUMNS,
@@ -40,6 +39,7 @@ from reid.data.formats.folder import (
     load_folder,
     search_label,
 )
+from reid.data.images import list_images
 
 LAYOUTS = ("tree", "identity", "flat")
 # Market-style names start with the identity: everything before the first underscore.
@@ -193,8 +193,10 @@ def describe(rows: Sequence[Row], out: Path, gallery_only: Sequence[str]) -> str
     lines.append(f"  cameras: {len(cameras)} ({', '.join(cameras[:10])}{' ...' if len(cameras) > 10 else ''})"
                  if cameras else "  cameras: none found in the file names (camid left empty)")
     if gallery_only:
-        lines.append(f"  note: {len(gallery_only)} test identities went entirely to the gallery as distractors (no query "
-                     f"would keep a gallery match: one camera only, or one image): {', '.join(gallery_only[:5])}")
+        lines.append(
+            f"  note: {len(gallery_only)} test identities went entirely to the gallery as distractors (no query "
+            f"would keep a gallery match: one camera only, or one image): {', '.join(gallery_only[:5])}"
+        )
     override = "" if out.name == "manifest.csv" else f" dataset.options.manifest={out.name}"
     lines.append(f"train on it with: python -m reid.train dataset=folder dataset.root={out.parent}{override}")
     return "\n".join(lines)
@@ -206,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a manifest (path,pid,camid,split) for the 'folder' dataset from a folder of images.",
         epilog=(
             "examples:\n"
-            "  python -m reid.prepare mydata --out mydata/manifest.csv                  # mydata/{train,query,gallery}/<id>/\n"
+            "  python -m reid.prepare mydata --out mydata/manifest.csv                  # "
+            "mydata/{train,query,gallery}/<id>/\n"
             "  python -m reid.prepare people --layout identity --out people/manifest.csv # people/<id>/*.jpg\n"
             "  python -m reid.prepare crops --layout flat --out crops/manifest.csv \\\n"
             "      --pid-pattern '^([^_]+)_' --camera-pattern 'c(\\d+)' --test-fraction 0.5 --seed 0\n"
@@ -233,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="identity/flat layouts: fraction of identities used for testing (default: %(default)s)")
     parser.add_argument("--queries-per-camera", type=int, default=1,
                         help="identity/flat layouts: query images per (test identity, camera) (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the identity and query draws (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the identity and query draws (default: %(default)s)"
+    )
     parser.add_argument("--check", action="store_true",
                         help="load the written manifest back and print the dataset check (reads every image)")
     return parser

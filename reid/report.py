@@ -41,11 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     sel = parser.add_argument_group("which runs (only FINISHED runs are averaged)")
     sel.add_argument("--experiment", metavar="NAME", help=f"MLflow experiment (default: {DEFAULT_EXPERIMENT!r}; "
                      "with --parent: the parent's)")
-    sel.add_argument("--parent", metavar="RUN_ID", help="only the runs nested under this sweep parent run, at any depth")
-    sel.add_argument("--filter", metavar="STRING", help="MLflow search filter, passed through, e.g. \"tags.dataset = 'market1501'\"")
+    sel.add_argument(
+        "--parent", metavar="RUN_ID", help="only the runs nested under this sweep parent run, at any depth"
+    )
+    sel.add_argument(
+        "--filter", metavar="STRING", help="MLflow search filter, passed through, e.g. \"tags.dataset = 'market1501'\""
+    )
     sel.add_argument("--tracking-uri", metavar="URI", help=f"MLflow store (default: {default_tracking_uri()})")
-    sel.add_argument("--include-failed", action="store_true", help="list FAILED/KILLED runs in a table of their own (never averaged)")
-    sel.add_argument("--include-trials", action="store_true", help="keep Optuna trial runs (left out by default; each trial is an arm)")
+    sel.add_argument(
+        "--include-failed", action="store_true", help="list FAILED/KILLED runs in a table of their own (never averaged)"
+    )
+    sel.add_argument(
+        "--include-trials",
+        action="store_true",
+        help="keep Optuna trial runs (left out by default; each trial is an arm)",
+    )
 
     grp = parser.add_argument_group("arms (runs grouped by every param whose value differs, except the seed)")
     grp.add_argument("--ignore", metavar="KEY", action="append", default=[],
@@ -59,10 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     st = parser.add_argument_group("statistics")
     st.add_argument("--metrics", default=",".join(DEFAULT_METRICS), metavar="LIST",
                     help="comma-separated final metrics (default: %(default)s; validation ones: val/mAP ...)")
-    st.add_argument("--baseline", metavar="ARM", help="paired differences against this arm: its label or KEY=VALUE[,KEY=VALUE...]")
-    st.add_argument("--confidence", type=float, default=0.95, metavar="LEVEL", help="interval level (default: %(default)s)")
-    st.add_argument("--bootstrap", type=int, default=0, metavar="N", help="also a percentile bootstrap interval from N resamples")
-    st.add_argument("--bootstrap-seed", type=int, default=0, metavar="SEED", help="the bootstrap's random seed (default: %(default)s)")
+    st.add_argument(
+        "--baseline", metavar="ARM", help="paired differences against this arm: its label or KEY=VALUE[,KEY=VALUE...]"
+    )
+    st.add_argument(
+        "--confidence", type=float, default=0.95, metavar="LEVEL", help="interval level (default: %(default)s)"
+    )
+    st.add_argument(
+        "--bootstrap", type=int, default=0, metavar="N", help="also a percentile bootstrap interval from N resamples"
+    )
+    st.add_argument(
+        "--bootstrap-seed",
+        type=int,
+        default=0,
+        metavar="SEED",
+        help="the bootstrap's random seed (default: %(default)s)",
+    )
 
     out = parser.add_argument_group("output (the Markdown report is always printed)")
     out.add_argument("--out", type=Path, metavar="DIR", help="write report.md, report.csv, report.tex, report.png here")

@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from reid.data.images import IMAGE_SUFFIXES, list_images
+
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
     from reid.inference import TrainedRun
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 LABEL_SOURCES = ("auto", "market", "folder", "none")
 NEUTRAL_COLOR = (150, 150, 150)
 CAPTION_HEIGHT = 14
@@ -51,18 +52,18 @@ class SearchResult:
     metric: str
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Every .jpg/.jpeg/.png under ``folder`` (recursive, hidden entries skipped), sorted by path."""
+def gallery_images(folder: str | Path) -> list[Path]:
+    """Every image under the gallery ``folder`` (recursive, hidden entries skipped; reid.data.images), sorted by path.
+
+    An absent folder or one without images is an error naming the folder.
+    """
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"gallery {root}: no such folder")
-    found = [
-        p for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
+    found = list_images(root, recursive=True)
     if not found:
         raise FileNotFoundError(f"gallery {root}: no {'/'.join(IMAGE_SUFFIXES)} images in it or below it")
-    return sorted(found)
+    return found
 
 
 def market_identity(path: Path) -> int | None:
@@ -99,7 +100,9 @@ def identities(query: Path, images: Sequence[Path], labels: str) -> tuple[object
         return q_pid, pids
     if labels == "market":
         bad = query if q_pid is None else next(p for p, pid in zip(images, pids) if pid is None)
-        raise ValueError(f"--labels market: {bad} is not a Market-style name (<pid>_c<cam>...); try --labels folder or none")
+        raise ValueError(
+            f"--labels market: {bad} is not a Market-style name (<pid>_c<cam>...); try --labels folder or none"
+        )
     return None
 
 
@@ -145,7 +148,7 @@ def search(
     query_path = Path(query).expanduser()
     if not query_path.is_file():
         raise FileNotFoundError(f"query {query_path}: no such image file")
-    images = [p for p in list_images(gallery) if p.resolve() != query_path.resolve()]
+    images = [p for p in gallery_images(gallery) if p.resolve() != query_path.resolve()]
     if not images:
         raise FileNotFoundError(f"gallery {gallery}: holds no image other than the query")
     known = identities(query_path, images, labels)  # before encoding: a wrong --labels fails fast
@@ -157,7 +160,9 @@ def search(
     return SearchResult(query_path, len(images), matches, metric)
 
 
-def _cell(path: Path, size: tuple[int, int], color: tuple[int, int, int], border: int, caption: str | None) -> Image.Image:
+def _cell(
+    path: Path, size: tuple[int, int], color: tuple[int, int, int], border: int, caption: str | None
+) -> Image.Image:
     from PIL import Image, ImageDraw, ImageOps
 
     width, height = size
@@ -215,16 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m reid.search", description="Rank a folder of images against a query image with a trained run."
     )
-    parser.add_argument("--run", required=True, help="training run folder, one of its checkpoint files, or its MLflow run id")
+    parser.add_argument(
+        "--run", required=True, help="training run folder, one of its checkpoint files, or its MLflow run id"
+    )
     parser.add_argument("--query", required=True, help="query image")
     parser.add_argument("--gallery", required=True, help="folder searched recursively for .jpg/.jpeg/.png images")
     parser.add_argument("--topk", type=int, default=10, help="matches to print and draw (default 10)")
     parser.add_argument("--out", default="ranked.png", help="ranked-list picture to write (default ranked.png)")
-    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking with the run's eval.k1/k2/lambda_value")
+    parser.add_argument(
+        "--rerank", action="store_true", help="k-reciprocal re-ranking with the run's eval.k1/k2/lambda_value"
+    )
     parser.add_argument("--labels", choices=LABEL_SOURCES, default="auto",
                         help="where identities are read to mark matches: Market-style file names (auto: when all "
                              "names are), the parent folder (folder dataset trees), or none (default auto)")
-    parser.add_argument("--checkpoint", default=None, help="a checkpoint file or name in <run>/checkpoints (default: newest stage 2)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="a checkpoint file or name in <run>/checkpoints (default: newest stage 2)"
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--num-workers", type=int, default=0, help="image decoding workers for the gallery")
     parser.add_argument("--tracking-uri", default=None, help="MLflow store for a run id (default sqlite:///<project>/mlflow.db)")
@@ -246,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         query = Path(args.query).expanduser()
         if not query.is_file():
             raise FileNotFoundError(f"query {query}: no such image file")
-        list_images(args.gallery)
+        gallery_images(args.gallery)
         run = load_run(args.run, args.checkpoint, device=args.device, tracking_uri=args.tracking_uri)
         result = search(run, query, args.gallery, args.topk, args.rerank, args.num_workers, args.progress, args.labels)
         print(f"run:     {run.describe()}")

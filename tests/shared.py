@@ -55,9 +55,13 @@ class HoldBarrier:
         deadline = time.monotonic() + timeout_s
         while not held.exists():
             if proc.poll() is not None:
-                pytest.fail(f"the run exited ({proc.returncode}) before reaching its hold point:\n{log.read_text()[-6000:]}")
+                pytest.fail(
+                    f"the run exited ({proc.returncode}) before reaching its hold point:\n{log.read_text()[-6000:]}"
+                )
             if time.monotonic() > deadline:
-                pytest.fail(f"the run did not reach its hold point within {timeout_s:.0f} s:\n{log.read_text()[-6000:]}")
+                pytest.fail(
+                    f"the run did not reach its hold point within {timeout_s:.0f} s:\n{log.read_text()[-6000:]}"
+                )
             time.sleep(0.02)
         return json.loads(held.read_text())
 

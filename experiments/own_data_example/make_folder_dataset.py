@@ -46,7 +46,9 @@ CAMERA_NAMES = ("north", "south", "east", "west", "lobby", "gate", "park", "dock
 SPLIT_FOLDERS = {TRAIN_DIRNAME: "train", QUERY_DIRNAME: "query", GALLERY_DIRNAME: "gallery"}
 _MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
 # A small world: renders in seconds. Any reid.data.synthetic.WorldSpec field can be overridden.
-SMALL_WORLD = dict(num_train_ids=24, num_test_ids=24, num_cameras=4, max_cameras_per_id=4, num_distractors=32, num_junk=0)
+SMALL_WORLD = dict(
+    num_train_ids=24, num_test_ids=24, num_cameras=4, max_cameras_per_id=4, num_distractors=32, num_junk=0
+)
 
 
 def person_name(index: int) -> str:
@@ -72,7 +74,9 @@ def make_folder_dataset(out: Path, world_root: Path, **world_options: object) ->
         sources[folder] = parsed
     # Training identities are named first, so train is ada, bruno, ... and test follows on.
     train_pids = sorted({pid for pid, _, _ in sources[TRAIN_DIRNAME]})
-    test_pids = sorted({pid for f in (QUERY_DIRNAME, GALLERY_DIRNAME) for pid, _, _ in sources[f] if pid > 0} - set(train_pids))
+    test_pids = sorted(
+        {pid for f in (QUERY_DIRNAME, GALLERY_DIRNAME) for pid, _, _ in sources[f] if pid > 0} - set(train_pids)
+    )
     names = {pid: person_name(i) for i, pid in enumerate([*train_pids, *test_pids])}
     names[0] = DISTRACTOR_NAME
     for split in SPLIT_FOLDERS.values():

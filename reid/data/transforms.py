@@ -41,9 +41,9 @@ Large allocations are the main CPU cost after decoding (every fresh 25 MB
 float batch is new pages to fault in), so the only full-size float allocation
 is the normalised output; erasing works in place on it.
 
-kornia stays the library of choice for any further photometric/geometric
-augmentation (colour jitter, affine, blur): apply it to the float output of
-``TrainAugment``'s geometric stage or after it.
+kornia is not a dependency (nothing here uses it); it would be the candidate for
+further photometric/geometric augmentation (colour jitter, affine, blur), applied
+to the float output of ``TrainAugment``'s geometric stage or after it.
 
 Randomness: all parameters (flips, offsets, boxes) are drawn on the CPU from
 torch's global CPU RNG or an explicit CPU ``torch.Generator``; the erasing
@@ -51,8 +51,8 @@ noise comes from the batch device's global RNG.  ``torch.manual_seed`` (which
 seeds CUDA too) therefore makes a run repeatable.
 
 SVLL-ReID's two extra views (docs/method.md §8.3) are the same pipeline with the
-erased area fixed at about a third of the image: :func:`ssl_view_augment`, i.e.
-``TrainAugment(..., erase_area=(0.33, 1/3))``.  Call it twice on the same uint8
+erased area fixed at about a third of the image: ``TrainAugment(..., erase_area=(0.33, 1/3))``
+(``ssl.vision.erase_area``, built by ``reid.build.data``).  Call it twice on the same uint8
 batch to get two independently augmented views.
 """
 from __future__ import annotations
@@ -396,21 +396,3 @@ class TestTransform(nn.Module):
         batch, lead = _as_batch(x)
         out = self.normalize(batch)
         return out.reshape(*lead, *out.shape[1:])
-
-
-def ssl_view_augment(
-    mean: Sequence[float],
-    std: Sequence[float],
-    flip_p: float = 0.5,
-    pad: int = 10,
-    erase_p: float = 0.5,
-    erase_area: tuple[float, float] = (0.33, 1 / 3),
-    erase_ratio: tuple[float, float] = (0.3, 1 / 0.3),
-    erase_fill: str = "pixel",
-) -> TrainAugment:
-    """SVLL-ReID's extra-view augmentation (docs/method.md §8.3): the train pipeline with ~1/3 of the area erased.
-
-    Apply the returned module twice to the same uint8 batch for the two views;
-    each call draws its own flips, crops and boxes.
-    """
-    return TrainAugment(mean, std, flip_p, pad, erase_p, erase_area, erase_ratio, erase_fill)

@@ -27,8 +27,8 @@ def hold_out(ds: ReIDDataset, fraction: float, seed: int = 0) -> ReIDDataset:
     n_val = int(round(fraction * len(ids)))
     if n_val < MIN_VALIDATION_IDS or len(ids) - n_val < MIN_TRAIN_IDS:
         raise DatasetError(
-            f"dataset.options.val_fraction={fraction} of {len(ids)} training identities holds out {n_val}: a validation "
-            f"split needs >= {MIN_VALIDATION_IDS} and training >= {MIN_TRAIN_IDS}; choose another fraction"
+            f"dataset.options.val_fraction={fraction} of {len(ids)} training identities holds out {n_val}: a "
+            f"validation split needs >= {MIN_VALIDATION_IDS} and training >= {MIN_TRAIN_IDS}; choose another fraction"
         )
     rng = np.random.default_rng([seed, len(ids)])
     held = {int(p) for p in rng.choice(ids, size=n_val, replace=False)}

@@ -222,7 +222,10 @@ def broadcast_module_state(module: nn.Module, src: int = 0) -> None:
 
 
 def gather_features(
-    feats: torch.Tensor, pids: Sequence[int] | np.ndarray, camids: Sequence[int] | np.ndarray, index: Sequence[int] | np.ndarray
+    feats: torch.Tensor,
+    pids: Sequence[int] | np.ndarray,
+    camids: Sequence[int] | np.ndarray,
+    index: Sequence[int] | np.ndarray,
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """All-gather every rank's shard of descriptors and put the rows back in their original order.
 

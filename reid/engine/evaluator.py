@@ -111,4 +111,6 @@ class Evaluator:
         if not self.dist.distributed:
             return result
         metrics, cmc = self.dist.broadcast_object((result.metrics, result.cmc) if result is not None else None)
-        return result if result is not None else EvalResult(metrics=metrics, cmc=cmc, distmat=np.zeros((0, 0), np.float32))
+        return (
+            result if result is not None else EvalResult(metrics=metrics, cmc=cmc, distmat=np.zeros((0, 0), np.float32))
+        )

@@ -6,9 +6,10 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # Test hook: "<stage>:<epoch>:<step>[:<term>]" (1-based, as the non-finite message prints them) makes that step's
 # loss term (default "loss") NaN, so the non-finite policy can be exercised end to end (tests/faults/).
@@ -69,12 +70,16 @@ def inject_nonfinite(terms: dict[str, Any], stage: str, epoch: int, step: int) -
         return terms
     parts = spec.split(":")
     if len(parts) not in (3, 4) or not parts[1].isdigit() or not parts[2].isdigit():
-        raise ValueError(f"{INJECT_NONFINITE_ENV}={spec!r}: expected <stage>:<epoch>:<step>[:<term>], e.g. stage2:2:1:id")
+        raise ValueError(
+            f"{INJECT_NONFINITE_ENV}={spec!r}: expected <stage>:<epoch>:<step>[:<term>], e.g. stage2:2:1:id"
+        )
     if (parts[0], int(parts[1]), int(parts[2])) != (stage, epoch, step):
         return terms
     term = parts[3] if len(parts) == 4 else "loss"
     if term not in terms:
-        raise ValueError(f"{INJECT_NONFINITE_ENV}={spec!r}: {stage} has no loss term {term!r} (it has {', '.join(terms)})")
+        raise ValueError(
+            f"{INJECT_NONFINITE_ENV}={spec!r}: {stage} has no loss term {term!r} (it has {', '.join(terms)})"
+        )
     out = dict(terms)
     out[term] = terms[term] * float("nan")
     out["loss"] = terms["loss"] + out[term] if term != "loss" else out[term]
@@ -132,7 +137,7 @@ class SigtermFlag:
         self.raised = False
         self._previous = None
 
-    def __enter__(self) -> "SigtermFlag":
+    def __enter__(self) -> SigtermFlag:
         try:
             self._previous = signal.signal(signal.SIGTERM, self._handler)
         except ValueError:  # not the main thread (e.g. a joblib worker thread): leave signals alone

@@ -1,7 +1,7 @@
 """Test-time feature extraction: descriptors for a list of images, optionally flip-averaged."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -18,7 +18,12 @@ from torch import nn
 from reid.engine.checkpoint import Checkpointer, list_checkpoints
 
 # Sized by the training set: re-initialised, not an error, when the source's differ.
-DATASET_SIZED = ("image.head.classifier.weight", "image.head_proj.classifier.weight", "prompt.cls_ctx", "image.encoder.sie.table")
+DATASET_SIZED = (
+    "image.head.classifier.weight",
+    "image.head_proj.classifier.weight",
+    "prompt.cls_ctx",
+    "image.encoder.sie.table",
+)
 
 
 class InitWeightsError(ValueError):
@@ -36,7 +41,9 @@ class InitReport:
     fresh: list[str] = field(default_factory=list)           # in this system, not in the source
 
     def lines(self) -> list[str]:
-        out = [f"[init] weights from {self.source} (stage {self.stage}, epoch {self.epoch}): {self.loaded} tensors loaded"]
+        out = [
+            f"[init] weights from {self.source} (stage {self.stage}, epoch {self.epoch}): {self.loaded} tensors loaded"
+        ]
         if self.reinitialised:
             out.append(f"[init] sized for another training set, freshly initialised: {', '.join(self.reinitialised)}")
         if self.fresh:
@@ -101,7 +108,10 @@ def load_initial_weights(system: nn.Module, source: Path, state: Mapping[str, An
             wrong.append(f"{key} {tuple(value.shape)} (this config: {tuple(own[key].shape)})")
     if wrong:
         shown = "; ".join(wrong[:6]) + (f" ... ({len(wrong)} in all)" if len(wrong) > 6 else "")
-        if any(w.startswith(("image.encoder.pos_embed", "image.encoder.visual.attnpool.positional_embedding")) for w in wrong):
+        if any(
+            w.startswith(("image.encoder.pos_embed", "image.encoder.visual.attnpool.positional_embedding"))
+            for w in wrong
+        ):
             shown += " (the position table follows the input size: give dataset.size the source was trained at)"
         raise InitWeightsError(
             f"init_from={source} has another architecture than this config builds: {shown}. Use the config it was "

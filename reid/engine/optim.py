@@ -1,14 +1,18 @@
 """Optimiser with CLIP-ReID's parameter groups: biases get lr × bias_lr_factor and their own weight decay."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 
 def param_groups(
-    named: Iterable[tuple[str, nn.Parameter]], lr: float, weight_decay: float, bias_lr_factor: float, weight_decay_bias: float
+    named: Iterable[tuple[str, nn.Parameter]],
+    lr: float,
+    weight_decay: float,
+    bias_lr_factor: float,
+    weight_decay_bias: float,
 ) -> list[dict]:
     groups: list[dict] = []
     for name, p in named:
@@ -19,7 +23,9 @@ def param_groups(
         else:
             groups.append({"params": [p], "lr": lr, "weight_decay": weight_decay, "name": name})
     if not groups:
-        raise ValueError("the optimiser got no trainable parameters (AMP would fail with 'No inf checks were recorded')")
+        raise ValueError(
+            "the optimiser got no trainable parameters (AMP would fail with 'No inf checks were recorded')"
+        )
     return groups
 
 

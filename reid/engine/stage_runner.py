@@ -66,7 +66,8 @@ def run_stage(
         scheduler=stage.scheduler, batches=stage.batches, steps_per_epoch=stage.steps_per_epoch, step=stage.step,
         precision=precision, tracker=run.tracker, checkpointer=run.checkpointer, nonfinite=nonfinite,
         state=lambda: {**run.state(), **stage.state()}, checkpoint_period=run.checkpoint_period, eval_fn=eval_fn,
-        eval_period=stage.eval_period if eval_period is None else eval_period, grad_clip=run.grad_clip, max_steps_per_epoch=run.max_steps_per_epoch,
+        eval_period=stage.eval_period if eval_period is None else eval_period, grad_clip=run.grad_clip,
+        max_steps_per_epoch=run.max_steps_per_epoch,
         progress=run.progress, dist=run.dist, verbose=run.verbose,
     )
     metrics = loop.run(start_epoch, start_batch)

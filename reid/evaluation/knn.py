@@ -77,10 +77,14 @@ def resolve_backend(backend: str, device: str | torch.device | None = None) -> t
         return "faiss_cpu", torch.device("cpu")
     if backend == "faiss_gpu":
         if not faiss_gpu_available():
-            raise ValueError("backend='faiss_gpu' needs faiss with GPU support and a CUDA device; use 'torch' or 'faiss_cpu'")
+            raise ValueError(
+                "backend='faiss_gpu' needs faiss with GPU support and a CUDA device; use 'torch' or 'faiss_cpu'"
+            )
         return backend, torch.device("cuda")
     if backend == "torch":
-        dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dev = (
+            torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        )
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={dev} requested but CUDA is not available")
         return backend, dev
@@ -186,7 +190,9 @@ def _search_faiss(x32: np.ndarray, rows: np.ndarray, k_near: int, k_far: int, gp
     )
 
 
-def _merge(vals: torch.Tensor | None, idx: torch.Tensor | None, new_v: torch.Tensor, new_i: torch.Tensor, k: int, largest: bool):
+def _merge(
+    vals: torch.Tensor | None, idx: torch.Tensor | None, new_v: torch.Tensor, new_i: torch.Tensor, k: int, largest: bool
+):
     """Keep the best k of the running (vals, idx) and a new block's candidates."""
     if vals is not None:
         new_v = torch.cat([vals, new_v], dim=1)

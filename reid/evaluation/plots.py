@@ -5,8 +5,9 @@ bare ``Figure``, PIL for the image grid), so they are safe in workers and tests.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -22,12 +22,12 @@ class EvalProtocol:
     max_rank: int = 50            # CMC length
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "EvalProtocol":
+    def from_mapping(cls, values: Mapping[str, Any]) -> EvalProtocol:
         """The protocol fields of a mapping (an ``eval`` section); other keys (batch size, plots) are not protocol."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 
-    def with_changes(self, **changes: Any) -> "EvalProtocol":
+    def with_changes(self, **changes: Any) -> EvalProtocol:
         return replace(self, **changes)
 
     def describe(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from reid.losses.terms import Outputs, TermFn, TermSpec, register_term
+from reid.losses.terms import TermFn, TermSpec, register_term
 from reid.losses.triplet import TAPS
 
 

@@ -44,7 +44,15 @@ register_term(TermSpec(
     "image", "id", "loss.id_weight", _id_term, {"label_smoothing": "loss.label_smoothing"}, order=10,
     summary="label-smoothed ID cross-entropy on both BNNeck classifiers (docs/method.md §4.2)",
 ))
-register_term(TermSpec(
-    "image", "i2t", "loss.i2t_weight", _image_to_text_term, {"label_smoothing": "loss.label_smoothing"},
-    needs=("text_classifier",), order=30, summary="image-to-text cross-entropy against the learned prompts (docs/method.md §4.2)",
-))
+register_term(
+    TermSpec(
+        "image",
+        "i2t",
+        "loss.i2t_weight",
+        _image_to_text_term,
+        {"label_smoothing": "loss.label_smoothing"},
+        needs=("text_classifier",),
+        order=30,
+        summary="image-to-text cross-entropy against the learned prompts (docs/method.md §4.2)",
+    )
+)

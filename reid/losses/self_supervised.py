@@ -6,7 +6,7 @@ batch's prompts. The terms read those values and weight them like any other term
 """
 from __future__ import annotations
 
-from reid.losses.terms import Outputs, TermFn, TermSpec, register_term
+from reid.losses.terms import TermFn, TermSpec, register_term
 
 
 def _precomputed(name: str):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from reid.losses.terms import Outputs, TermFn, TermSpec, register_term
+from reid.losses.terms import TermFn, TermSpec, register_term
 
 
 def supervised_contrastive(

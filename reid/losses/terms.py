@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -107,7 +107,10 @@ class Objective:
 
 
 def make_objective(
-    kind: str, weights: Mapping[str, float], options: Mapping[str, Mapping[str, Any]], provided: Sequence[str] | set[str],
+    kind: str,
+    weights: Mapping[str, float],
+    options: Mapping[str, Mapping[str, Any]],
+    provided: Sequence[str] | set[str],
     monitors: Mapping[str, TermFn] | None = None,
 ) -> Objective:
     """The objective of a stage kind from plain values: each registered term with a non-zero weight whose inputs are

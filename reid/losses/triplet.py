@@ -47,7 +47,14 @@ def _triplet_term(margin: float, on: list[str]) -> TermFn:
     return term
 
 
-register_term(TermSpec(
-    "image", "triplet", "loss.triplet_weight", _triplet_term, {"margin": "loss.triplet_margin", "on": "loss.triplet_on"},
-    order=20, summary="batch-hard triplet at f_mid, f_last and f_proj (docs/method.md §4.2)",
-))
+register_term(
+    TermSpec(
+        "image",
+        "triplet",
+        "loss.triplet_weight",
+        _triplet_term,
+        {"margin": "loss.triplet_margin", "on": "loss.triplet_on"},
+        order=20,
+        summary="batch-hard triplet at f_mid, f_last and f_proj (docs/method.md §4.2)",
+    )
+)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import abc
 import importlib
 import pkgutil
-from pathlib import Path
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch

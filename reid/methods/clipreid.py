@@ -5,6 +5,7 @@ SVLL-ReID is this method with ``ssl=simclr``: its two SSL terms are loss terms o
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import torch
 
 from reid.methods.base import Method, StagePlan, Toolkit, register_method

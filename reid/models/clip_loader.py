@@ -6,13 +6,13 @@ tested on the tiny model is what runs on the real weights.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from transformers import CLIPModel
 
 from reid.models.clip_config import clip_config
-
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")  # backbone.attn_implementation: HF attention kernels used here
 
@@ -48,7 +48,9 @@ def load_clip(
             return clip_model_from_openai(read_openai_file(where), attn_implementation, source=str(where))
         try:
             if where.is_dir():
-                return CLIPModel.from_pretrained(str(where), local_files_only=True, attn_implementation=attn_implementation)
+                return CLIPModel.from_pretrained(
+                    str(where), local_files_only=True, attn_implementation=attn_implementation
+                )
             if looked:
                 raise OSError(f"{where} does not exist")
             return CLIPModel.from_pretrained(
@@ -60,7 +62,8 @@ def load_clip(
                 f"CLIP weights '{pretrained}' not found (offline). Looked in: "
                 f"{looked[0] if looked else f'the Hugging Face cache {cache}'}.\n"
                 "Provide them by downloading on a connected machine, e.g.\n"
-                f"  huggingface-cli download {pretrained if not looked else 'openai/clip-vit-base-patch16'} --local-dir /path/to/clip\n"
+                f"  huggingface-cli download {pretrained if not looked else 'openai/clip-vit-base-patch16'} "
+                "--local-dir /path/to/clip\n"
                 "then copy the folder here and set backbone.pretrained=/path/to/clip "
                 "(or copy the hub cache into HF_HOME). For the embedded tiny model run `python -m reid.pretrain`.\n"
                 f"(underlying error: {err})"

@@ -9,13 +9,13 @@ ourselves. The layer signature changed between transformers 4.x
 from __future__ import annotations
 
 import inspect
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch import nn
 
 
-@lru_cache(maxsize=None)
+@cache
 def _takes_causal_mask(layer_cls: type) -> bool:
     return "causal_attention_mask" in inspect.signature(layer_cls.forward).parameters
 

@@ -25,9 +25,10 @@ import math
 import sys
 import threading
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -178,7 +179,7 @@ class RN50Spec:
         return self.text_width // 64
 
     @classmethod
-    def from_mapping(cls, spec: Mapping[str, Any] | None) -> "RN50Spec":
+    def from_mapping(cls, spec: Mapping[str, Any] | None) -> RN50Spec:
         values = dict(spec or {})
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
@@ -188,7 +189,7 @@ class RN50Spec:
         return cls(**values)
 
     @classmethod
-    def from_state_dict(cls, sd: Mapping[str, torch.Tensor]) -> "RN50Spec":
+    def from_state_dict(cls, sd: Mapping[str, torch.Tensor]) -> RN50Spec:
         """Read the architecture off an OpenAI-layout state dict (as OpenAI's ``build_model``)."""
         layers = tuple(
             len({k.split(".")[2] for k in sd if k.startswith(f"visual.layer{b}.")}) for b in (1, 2, 3, 4)

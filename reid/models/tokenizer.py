@@ -81,7 +81,7 @@ def clip_tokenizer(pretrained: str | None = None) -> CLIPTokenizer:
     return CLIPTokenizer.from_pretrained(str(folder), local_files_only=True, model_max_length=CONTEXT_LENGTH)
 
 
-def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> "torch.Tensor":  # noqa: F821
+def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:  # noqa: F821
     """(len(texts), 77) token ids as OpenAI's ``clip.tokenize`` makes them: SOT ... EOT, then zeros.
 
     Truncated to CLIP's context (the last kept token stays EOT, as ``truncate=True`` there). The padding value cannot

@@ -29,7 +29,9 @@ def create_report_run(tracking_uri: str, experiment_id: str, scope: str) -> str:
     """A FINISHED run tagged ``reid.report`` (so no later report takes it for a training run) to hold a report."""
     client = open_store(tracking_uri)
     run = client.create_run(
-        experiment_id, run_name=f"report-{time.strftime('%Y%m%d-%H%M%S')}", tags={REPORT_TAG: "1", "reid.report.scope": scope},
+        experiment_id,
+        run_name=f"report-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={REPORT_TAG: "1", "reid.report.scope": scope},
     )
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id

@@ -100,7 +100,8 @@ def _preference(key: str) -> tuple[int, int, str]:
 
 def choose_label_keys(keys_by_arm: Sequence[dict[str, tuple]], keys: Sequence[str]) -> list[str]:
     """Few params whose values alone tell the arms apart: greedily, first among the preferred params (group
-    choices), then among the rest (``loss.id_weight`` moves with ``method.name``, so it is not needed to split those)."""
+    choices), then among the rest (``loss.id_weight`` moves with ``method.name``, so it is not needed to split
+    those)."""
     target = len({tuple(sorted(a.items())) for a in keys_by_arm})
     chosen: list[str] = []
 
@@ -119,7 +120,11 @@ def choose_label_keys(keys_by_arm: Sequence[dict[str, tuple]], keys: Sequence[st
 
 def _common_settings(runs: Sequence[RunRecord]) -> dict[str, str]:
     first, rest = runs[0], runs[1:]
-    return {k: v for k, v in first.params.items() if all(k in r.params and canonical(r.params[k]) == canonical(v) for r in rest)}
+    return {
+        k: v
+        for k, v in first.params.items()
+        if all(k in r.params and canonical(r.params[k]) == canonical(v) for r in rest)
+    }
 
 
 def _display(runs: Sequence[RunRecord], key: str) -> str:
@@ -164,13 +169,19 @@ def group_runs(
             if earlier is not None:
                 old = arm.runs.pop(earlier)
                 notes.append(
-                    f"{arm.label}, seed {seed}: run {run.short_id} is a re-run; it replaces the earlier run {old.short_id}"
+                    f"{arm.label}, seed {seed}: run {run.short_id} is a re-run; it replaces the earlier run "
+                    f"{old.short_id}"
                 )
             arm.runs[seed] = run
         arms.append(arm)
     _check_names(arms, labels, notes)
     order = {rule.name: i for i, rule in reversed(list(enumerate(labels)))}
-    arms.sort(key=lambda a: (order.get(a.name, len(order)), [natural_key(_display(list(a.runs.values()), k)) for k in label_keys]))
+    arms.sort(
+        key=lambda a: (
+            order.get(a.name, len(order)),
+            [natural_key(_display(list(a.runs.values()), k)) for k in label_keys],
+        )
+    )
     return Grouping(arms=arms, keys=keys, label_keys=label_keys, notes=notes)
 
 

@@ -83,7 +83,10 @@ def load_label_file(path: str | Path) -> list[LabelRule]:
         raise ReportError(f"labels file {path} is not valid JSON: {err}") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) and v for v in data.values()):
         raise ReportError(f'labels file {path} must hold {{"name": {{"param.key": value, ...}}, ...}}')
-    return [LabelRule(str(name), tuple((str(k), _as_param(v)) for k, v in settings.items())) for name, settings in data.items()]
+    return [
+        LabelRule(str(name), tuple((str(k), _as_param(v)) for k, v in settings.items()))
+        for name, settings in data.items()
+    ]
 
 
 def _as_param(value: object) -> str:
@@ -99,5 +102,7 @@ def name_for(params: Mapping[str, str], rules: Sequence[LabelRule]) -> str | Non
     best = max(len(r.settings) for r in hits)
     names = sorted({r.name for r in hits if len(r.settings) == best})
     if len(names) > 1:
-        raise ReportError(f"labels {', '.join(map(repr, names))} match the same arm equally well; make one more specific")
+        raise ReportError(
+            f"labels {', '.join(map(repr, names))} match the same arm equally well; make one more specific"
+        )
     return names[0]

@@ -22,7 +22,7 @@ class RunRecord:
     metrics: dict[str, float] = field(default_factory=dict)  # the last value logged per key
 
     @classmethod
-    def from_mlflow(cls, run: Any) -> "RunRecord":
+    def from_mlflow(cls, run: Any) -> RunRecord:
         info, data = run.info, run.data
         return cls(
             run_id=info.run_id, name=info.run_name or "", status=info.status, start_time=int(info.start_time or 0),

@@ -102,13 +102,17 @@ def select_runs(
         exp = client.get_experiment_by_name(name)
         if exp is None:
             known = sorted(e.name for e in client.search_experiments())
-            raise ReportError(f"no MLflow experiment {name!r} in {tracking_uri} (experiments there: {', '.join(known) or 'none'})")
+            raise ReportError(
+                f"no MLflow experiment {name!r} in {tracking_uri} (experiments there: {', '.join(known) or 'none'})"
+            )
         candidates = _search(client, exp.experiment_id, filter_string or "")
         scope = f"experiment `{exp.name}`"
     if filter_string:
         scope += f" matching `{filter_string}`"
     selection = classify(candidates, include_failed=include_failed, include_trials=include_trials)
-    selection.study_parents += [r for r in scope_parent if r.is_sweep_parent and STUDY_TAG in r.tags and r.status == "FINISHED"]
+    selection.study_parents += [
+        r for r in scope_parent if r.is_sweep_parent and STUDY_TAG in r.tags and r.status == "FINISHED"
+    ]
     selection.tracking_uri, selection.experiment, selection.experiment_id, selection.scope = (
         tracking_uri, exp.name, exp.experiment_id, scope,
     )

@@ -59,8 +59,11 @@ def t_interval(diffs: Sequence[float], confidence: float = 0.95) -> Interval | N
     return Interval(mean - half, mean + half)
 
 
-def bootstrap_interval(diffs: Sequence[float], resamples: int, seed: int = 0, confidence: float = 0.95) -> Interval | None:
-    """Percentile bootstrap of the mean: ``resamples`` draws of n pairs with replacement from ``np.random.default_rng(seed)``."""
+def bootstrap_interval(
+    diffs: Sequence[float], resamples: int, seed: int = 0, confidence: float = 0.95
+) -> Interval | None:
+    """Percentile bootstrap of the mean: ``resamples`` draws of n pairs with replacement from
+    ``np.random.default_rng(seed)``."""
     n = len(diffs)
     if n < 2 or resamples < 1:
         return None

@@ -13,7 +13,8 @@ class StudySummary:
     study: str
     run_id: str  # the sweep parent the summary comes from
     trials_complete: int | None
-    best_value: float | None  # of the sweep's objective (mAP unless hydra.callbacks.mlflow_sweep.objective says otherwise)
+    # of the sweep's objective (mAP unless hydra.callbacks.mlflow_sweep.objective says otherwise)
+    best_value: float | None
     best_trial: str | None
     best_params: dict[str, object] = field(default_factory=dict)
 

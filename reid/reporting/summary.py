@@ -124,7 +124,9 @@ def find_arm(arms: Sequence[ArmStats], text: str) -> ArmStats:
     if not hits:
         raise ReportError(f"unknown baseline arm {text!r} (arms: {labels})")
     if len(hits) > 1:
-        raise ReportError(f"baseline {text!r} matches {len(hits)} arms ({', '.join(repr(a.label) for a in hits)}); be more specific")
+        raise ReportError(
+            f"baseline {text!r} matches {len(hits)} arms ({', '.join(repr(a.label) for a in hits)}); be more specific"
+        )
     return hits[0]
 
 

@@ -3,7 +3,13 @@ from reid.tracking.base import NullTracker, Tracker
 from reid.tracking.flatten import flatten_config
 
 __all__ = [
-    "Tracker", "NullTracker", "flatten_config", "build_tracker", "PARENT_RUN_ENV", "OPTUNA_TRIAL_ENV", "OPTUNA_STUDY_ENV",
+    "Tracker",
+    "NullTracker",
+    "flatten_config",
+    "build_tracker",
+    "PARENT_RUN_ENV",
+    "OPTUNA_TRIAL_ENV",
+    "OPTUNA_STUDY_ENV",
 ]
 
 # Environment variables that carry a sweep's context into each job's process (reid/tracking/sweep_callback.py):

@@ -1,8 +1,8 @@
 """The tracker interface the training loop talks to."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 
 class Tracker:
@@ -10,7 +10,9 @@ class Tracker:
 
     run_id: str | None = None
 
-    def start(self, run_name: str | None, tags: Mapping[str, str], run_id: str | None = None, parent_run_id: str | None = None) -> str | None:
+    def start(
+        self, run_name: str | None, tags: Mapping[str, str], run_id: str | None = None, parent_run_id: str | None = None
+    ) -> str | None:
         return None
 
     def log_params(self, params: Mapping[str, object]) -> None:

@@ -1,7 +1,8 @@
 """Flatten a nested config into dotted MLflow params."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def flatten_config(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -141,7 +141,9 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             size *= len(values)
         self.n_trials = min(self.n_trials, size)
 
-    def _launch(self, study: optuna.Study, trials: list[optuna.trial.Trial], overrides: Sequence[Sequence[str]]) -> list[Any]:
+    def _launch(
+        self, study: optuna.Study, trials: list[optuna.trial.Trial], overrides: Sequence[Sequence[str]]
+    ) -> list[Any]:
         """Launch trials (one launcher call per run of consecutive numbers); interrupt them if the launch is."""
         by_number = dict(zip((t.number for t in trials), overrides))
         study_value = "'" + study.study_name.replace("'", "\\'") + "'"  # quoted: any study name is a valid value
@@ -150,7 +152,10 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             for group in consecutive_groups(trials):
                 batch = [
                     tuple(by_number[t.number])
-                    + (f"++hydra.job.env_set.{OPTUNA_TRIAL_ENV}={t.number}", f"++hydra.job.env_set.{OPTUNA_STUDY_ENV}={study_value}")
+                    + (
+                        f"++hydra.job.env_set.{OPTUNA_TRIAL_ENV}={t.number}",
+                        f"++hydra.job.env_set.{OPTUNA_STUDY_ENV}={study_value}",
+                    )
                     for t in group
                 ]
                 returns.extend(self.launcher.launch(batch, initial_job_idx=group[0].number))
@@ -162,7 +167,9 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             raise
         return returns
 
-    def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, ret: Any, directions: list[str]) -> Exception | None:
+    def _tell(
+        self, study: optuna.Study, trial: optuna.trial.Trial, ret: Any, directions: list[str]
+    ) -> Exception | None:
         """Report one job's result; a job that raised (or returned no number) becomes a FAIL trial."""
         try:
             value = ret.return_value  # re-raises the job's exception for a failed job
@@ -180,7 +187,9 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         self._finish(study, trial, TrialState.COMPLETE, values)
         return None
 
-    def _finish(self, study: optuna.Study, trial: optuna.trial.Trial, state: TrialState, values: list[float] | None) -> None:
+    def _finish(
+        self, study: optuna.Study, trial: optuna.trial.Trial, state: TrialState, values: list[float] | None
+    ) -> None:
         """study.tell; a GridSampler calls study.stop() after its last point, which raises outside optimize().
 
         Optuna stores the trial's state before the sampler's after_trial hook runs, so that error is harmless
@@ -233,9 +242,11 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             returns = self._launch(study, trials, overrides)
             failures = [e for t, r in zip(trials, returns) if (e := self._tell(study, t, r, directions)) is not None]
             if failures and len(failures) / len(returns) > self.max_failure_rate:
-                log.error(f"{len(failures)} of {len(returns)} trials failed with max_failure_rate={self.max_failure_rate}")
+                log.error(
+                    f"{len(failures)} of {len(returns)} trials failed with max_failure_rate={self.max_failure_rate}"
+                )
                 for r in returns:
-                    r.return_value  # re-raise the first job's own exception, with its traceback
+                    _ = r.return_value  # re-raise the first job's own exception, with its traceback
 
         self._save_results(study, directions)
 
@@ -248,7 +259,10 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             results: dict[str, Any] = {"name": "optuna", "best_params": best.params, "best_value": best.value}
             log.info(f"Best trial {best.number}: value {best.value}, params {best.params}")
         else:
-            results = {"name": "optuna", "solutions": [{"params": t.params, "values": t.values} for t in study.best_trials]}
+            results = {
+                "name": "optuna",
+                "solutions": [{"params": t.params, "values": t.values} for t in study.best_trials],
+            }
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)  # a finished study re-run launches nothing that would make it
         OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
@@ -271,7 +285,16 @@ class ResumableOptunaSweeper(OptunaSweeper):
     ) -> None:
         instance = instantiate(sampler, _execution_whitelist_=_SAMPLER_WHITELIST)
         self.sweeper = ResumableOptunaSweeperImpl(
-            sampler, instance, direction, storage, study_name, n_trials, n_jobs, max_failure_rate, custom_search_space, params
+            sampler,
+            instance,
+            direction,
+            storage,
+            study_name,
+            n_trials,
+            n_jobs,
+            max_failure_rate,
+            custom_search_space,
+            params,
         )
 
 

@@ -29,9 +29,10 @@ import socket
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -276,7 +277,9 @@ class MlflowSweepCallback(Callback):
                 self._record_study(client, config)
         finally:
             all_failed = bool(children) and not any(c.info.status == "FINISHED" for c in children)
-            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED" if error or all_failed else "FINISHED"
+            status = (
+                "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED" if error or all_failed else "FINISHED"
+            )
             client.set_terminated(self.parent_run_id, status=status)
             if self._previous_parent is None:
                 os.environ.pop(PARENT_RUN_ENV, None)
@@ -303,7 +306,9 @@ class MlflowSweepCallback(Callback):
             k for k in {k for c in children for k in c.data.params if k.startswith(OVERRIDE_PREFIX)}
             if len({c.data.params.get(k) for c in children}) > 1 or len(children) == 1
         )
-        overrides = " ".join(f"{k[len(OVERRIDE_PREFIX):]}={best.data.params[k]}" for k in swept if k in best.data.params)
+        overrides = " ".join(
+            f"{k[len(OVERRIDE_PREFIX) :]}={best.data.params[k]}" for k in swept if k in best.data.params
+        )
         client.set_tag(self.parent_run_id, "best_run_id", best.info.run_id)
         client.set_tag(self.parent_run_id, "best_overrides", overrides)  # the overrides that differ between children
         if TRIAL_TAG in best.data.tags:

@@ -136,7 +136,9 @@ def read_layout(sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> C
     elif f"{IMAGE}attnpool.positional_embedding" in sd:
         arch = "rn50"
     else:
-        raise LayoutError(f"{source}: no CLIP image encoder (image_encoder.proj or image_encoder.attnpool.*); {_what_it_holds(sd)}")
+        raise LayoutError(
+            f"{source}: no CLIP image encoder (image_encoder.proj or image_encoder.attnpool.*); {_what_it_holds(sd)}"
+        )
     num_ids = _shape(sd, "classifier.weight", source)
     sie_rows = int(sd["cv_embed"].shape[0]) if "cv_embed" in sd else 0
     text = f"{PROMPT}cls_ctx" in sd or any(k.startswith(TEXT) for k in sd)
@@ -170,7 +172,10 @@ def read_layout(sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> C
     ssl = "none"
     if "image_mlp.layer1.weight" in sd:
         ssl = "simclr"
-        fields.update(ssl_hidden=_shape(sd, "image_mlp.layer1.weight", source), ssl_out=_shape(sd, "image_mlp.layer3.weight", source))
+        fields.update(
+            ssl_hidden=_shape(sd, "image_mlp.layer1.weight", source),
+            ssl_out=_shape(sd, "image_mlp.layer3.weight", source),
+        )
     elif "image_mlp.linear1.weight" in sd:
         ssl = "simsiam"
         fields.update(ssl_hidden=_shape(sd, "image_mlp.linear1.weight", source))
@@ -222,7 +227,14 @@ def expected_shapes(layout: ClipReIDLayout) -> dict[str, tuple[int, ...]]:
             out.update(_block(f"{IMAGE}transformer.resblocks.{i}.", w, layout.mlp_width))
     else:
         out.update(with_prefix(_rn50_image_shapes(layout), IMAGE))
-    out.update({"classifier.weight": (n, w), "classifier_proj.weight": (n, p), **_bn("bottleneck", w), **_bn("bottleneck_proj", p)})
+    out.update(
+        {
+            "classifier.weight": (n, w),
+            "classifier_proj.weight": (n, p),
+            **_bn("bottleneck", w),
+            **_bn("bottleneck_proj", p),
+        }
+    )
     if layout.sie_rows:
         out["cv_embed"] = (layout.sie_rows, w)
     if layout.text:
@@ -263,7 +275,11 @@ def check_layout(sd: Mapping[str, torch.Tensor], layout: ClipReIDLayout, source:
     expected = expected_shapes(layout)
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
-    wrong = [f"{k} {tuple(sd[k].shape)} (expected {expected[k]})" for k in expected if k in sd and tuple(sd[k].shape) != expected[k]]
+    wrong = [
+        f"{k} {tuple(sd[k].shape)} (expected {expected[k]})"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != expected[k]
+    ]
     if missing or unexpected or wrong:
         kind = "SVLL-ReID" if layout.ssl != "none" else "CLIP-ReID"
         parts = [f"{source} does not match a {kind} {layout.arch.upper()} checkpoint layout:"]
@@ -294,7 +310,9 @@ def _heads_from_reid(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _rename_layers(sd: Mapping[str, torch.Tensor], src: str, dst: str, names: Mapping[str, str]) -> dict[str, torch.Tensor]:
+def _rename_layers(
+    sd: Mapping[str, torch.Tensor], src: str, dst: str, names: Mapping[str, str]
+) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in sd.items():
         if key.startswith(src):
@@ -303,7 +321,9 @@ def _rename_layers(sd: Mapping[str, torch.Tensor], src: str, dst: str, names: Ma
     return out
 
 
-def to_reid(sd: Mapping[str, torch.Tensor], layout: ClipReIDLayout) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def to_reid(
+    sd: Mapping[str, torch.Tensor], layout: ClipReIDLayout
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(reid system state dict, tensors the reid model has no place for) from a checked CLIP-ReID state dict.
 
     The second dict holds what is set aside (an RN50's unused SIE table) so that :func:`from_reid` restores it.
@@ -333,7 +353,9 @@ def to_reid(sd: Mapping[str, torch.Tensor], layout: ClipReIDLayout) -> tuple[dic
     return out, aside
 
 
-def from_reid(system: Mapping[str, torch.Tensor], aside: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+def from_reid(
+    system: Mapping[str, torch.Tensor], aside: Mapping[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
     """A CLIP-ReID / SVLL-ReID state dict from a reid system state dict (the inverse of :func:`to_reid`).
 
     The architecture is read off the system's own keys: an RN50 encoder lives under ``image.encoder.visual.``.

@@ -42,7 +42,9 @@ def id_inputs(camera: bool, view: bool) -> tuple[str, ...]:
     return tuple(name for name, on in (("camids", camera), ("viewids", view)) if on)
 
 
-def example_inputs(size: tuple[int, int], id_names: Sequence[str], batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+def example_inputs(
+    size: tuple[int, int], id_names: Sequence[str], batch: int, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
     """Random normalised images and small ids (0 and 1 alternating), deterministic in ``seed``."""
     g = torch.Generator().manual_seed(seed)
     images = torch.randn(batch, 3, *size, generator=g)

@@ -118,8 +118,8 @@ SVLL = {
     },
 }
 
-# SIE+OLP (docs/method.md §2.2, §7.1 STRIDE_SIZE / SIE rows, README): stride 12, SIE coefficient 1.0; camera for persons,
-# camera+view for VeRi (the commented vit_prom keys, as SVLL's VeRi config); VehicleID: OLP only (see above).
+# SIE+OLP (docs/method.md §2.2, §7.1 STRIDE_SIZE / SIE rows, README): stride 12, SIE coefficient 1.0; camera for
+# persons, camera+view for VeRi (the commented vit_prom keys, as SVLL's VeRi config); VehicleID: OLP only (see above).
 SIE_OLP = {
     "person": {"backbone.stride": 12, "backbone.sie.camera": True, "backbone.sie.view": False,
                "backbone.sie.coefficient": 1.0},

@@ -8,7 +8,7 @@ exposed through the ``trees`` fixture so tests do not depend on import paths.
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -120,7 +120,7 @@ VEHICLEID_LISTS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def jpeg_bytes() -> bytes:
     """A valid 8x16 JPEG, encoded once and copied into every fixture image."""
     buffer = io.BytesIO()

@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from reid.data import DatasetError, load_dataset
+
 # Importing the module registers "folder" with the registry.
 from reid.data.formats.folder import (
     NO_CAMERA,
@@ -99,7 +100,10 @@ def test_manifest_string_labels_exact_mapping_and_json(tmp_path, trees, capsys):
     assert rel(ds, "gallery") == [("imgs/c2.jpg", 2, 2, 0), ("imgs/d2.jpg", 3, 1, 0), ("imgs/e1.jpg", 4, 0, 0)]
     assert ds.name == "folder" and ds.num_train_pids == 2 and ds.num_cams == 3 and ds.num_views == 1
     assert ds.meta["source"] == "manifest" and ds.meta["manifest"] == str(tmp_path / "manifest.csv")
-    assert ds.meta["captions"] == {str(tmp_path / "imgs/a1.jpg"): "woman in red", str(tmp_path / "imgs/a2.jpg"): "woman in red"}
+    assert ds.meta["captions"] == {
+        str(tmp_path / "imgs/a1.jpg"): "woman in red",
+        str(tmp_path / "imgs/a2.jpg"): "woman in red",
+    }
     assert ds.meta["extra_columns"]["notes"][str(tmp_path / "imgs/a1.jpg")] == "x"
     assert ds.meta["manifest_lines"][str(tmp_path / "imgs/c1.jpg")] == 6
     report = ds.meta["validation"]
@@ -334,7 +338,8 @@ def test_manifest_without_cameras_gives_queries_their_own(tmp_path, trees):
     assert ds.meta["label_maps"]["camid"] == {NO_CAMERA: 0, NO_CAMERA_QUERY: 1}
     assert [r.camid for r in (*ds.train, *ds.query, *ds.gallery)] == [0, 0, 1, 0]
     assert ds.meta["validation"].notes == [
-        f"the camid column is empty: no camera information (query images get camera '{NO_CAMERA_QUERY}', all others '{NO_CAMERA}')"
+        f"the camid column is empty: no camera information (query images get camera '{NO_CAMERA_QUERY}', all others "
+        f"'{NO_CAMERA}')"
     ]
 
 
@@ -374,7 +379,11 @@ def test_tree_without_camera_information(tmp_path, trees, pattern, why):
     write_tree(tmp_path, trees, TREE)
     ds = load_folder(tmp_path, camera_pattern=pattern)
     assert ds.meta["label_maps"]["camid"] == {NO_CAMERA: 0, NO_CAMERA_QUERY: 1}
-    assert {r.camid for r in ds.train} == {0} and {r.camid for r in ds.query} == {1} and {r.camid for r in ds.gallery} == {0}
+    assert (
+        {r.camid for r in ds.train} == {0}
+        and {r.camid for r in ds.query} == {1}
+        and {r.camid for r in ds.gallery} == {0}
+    )
     assert ds.meta["validation"].notes[0].startswith(why + ": no camera information")
 
 
@@ -394,13 +403,17 @@ def test_tree_errors(tmp_path, trees):
     with pytest.raises(DatasetError, match="root folder '.*' does not exist"):
         load_folder(tmp_path / "nothing")
     write_tree(tmp_path, trees, {"train/alice": ["a.jpg"], "query/bob": ["b.jpg"]})
-    with pytest.raises(DatasetError, match=r"found neither a manifest \(manifest.csv or manifest.tsv\) nor the folder\(s\) gallery/"):
+    with pytest.raises(
+        DatasetError, match=r"found neither a manifest \(manifest.csv or manifest.tsv\) nor the folder\(s\) gallery/"
+    ):
         load_folder(tmp_path)
     (tmp_path / "gallery" / "bob").mkdir(parents=True)
     with pytest.raises(DatasetError, match=r"gallery split is empty: no images in '.*gallery/<identity>/'"):
         load_folder(tmp_path)
     trees.image(tmp_path / "gallery" / "loose.jpg")
-    with pytest.raises(DatasetError, match=r"1 image\(s\) lie directly in '.*gallery' but belong in an identity folder"):
+    with pytest.raises(
+        DatasetError, match=r"1 image\(s\) lie directly in '.*gallery' but belong in an identity folder"
+    ):
         load_folder(tmp_path)
 
 
@@ -447,8 +460,11 @@ def test_prepare_tree(tmp_path, trees, capsys):
     assert prepare_main([str(images), "--out", str(out)]) == 0
     rows = read_rows(out)
     assert rows[0] == ["path", "pid", "camid", "split"]
-    assert rows[1:4] == [["train/alice/c1_001.jpg", "alice", "1", "train"], ["train/alice/c2_001.jpg", "alice", "2", "train"],
-                         ["train/bob/c1_001.jpg", "bob", "1", "train"]]
+    assert rows[1:4] == [
+        ["train/alice/c1_001.jpg", "alice", "1", "train"],
+        ["train/alice/c2_001.jpg", "alice", "2", "train"],
+        ["train/bob/c1_001.jpg", "bob", "1", "train"],
+    ]
     printed = capsys.readouterr().out
     assert f"wrote 9 rows to {out}" in printed
     assert "  train:        2 ids        5 images" in printed
@@ -483,7 +499,9 @@ def test_prepare_flat_market_style_seeded(tmp_path, trees, capsys):
     test_ids = {r[1] for r in by_split["query"]}
     assert len(test_ids) == 3 and test_ids == {r[1] for r in by_split["gallery"]}
     assert not test_ids & {r[1] for r in by_split["train"]}
-    assert sorted((r[1], r[2]) for r in by_split["query"]) == sorted((pid, cam) for pid in test_ids for cam in ("1", "2"))
+    assert sorted((r[1], r[2]) for r in by_split["query"]) == sorted(
+        (pid, cam) for pid in test_ids for cam in ("1", "2")
+    )
     printed = capsys.readouterr().out
     assert "dataset.options.manifest=mine.csv" in printed and "cameras: 2 (1, 2)" in printed
 
@@ -500,7 +518,17 @@ def test_prepare_identity_layout_without_cameras_and_single_camera_ids(tmp_path,
         for name in names:
             trees.image(images / person / name)
     out = images / "manifest.csv"
-    argv = [str(images), "--layout", "identity", "--camera-pattern", "none", "--test-fraction", "0.99", "--out", str(out)]
+    argv = [
+        str(images),
+        "--layout",
+        "identity",
+        "--camera-pattern",
+        "none",
+        "--test-fraction",
+        "0.99",
+        "--out",
+        str(out),
+    ]
     assert prepare_main(argv) == 0
     # 3 test identities (the fraction is capped to leave one for training); one query each, keeping a
     # gallery image; cy has a single image and stays in the gallery as a distractor.
@@ -618,4 +646,5 @@ def test_worked_example_command_line(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert printed.startswith(f"wrote {tmp_path / 'mydata'}: train 24 images, query 10 images, gallery 14 images\n")
     assert f"dataset.root={tmp_path / 'mydata'} 'dataset.options.camera_pattern=\"^([a-z]+)-\"'" in printed
-    assert (tmp_path / "mydata" / ".world" / "synthetic").is_dir()  # beside the tree: only train/, query/, gallery/ are read
+    # beside the tree: only train/, query/, gallery/ are read
+    assert (tmp_path / "mydata" / ".world" / "synthetic").is_dir()

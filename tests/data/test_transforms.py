@@ -20,7 +20,6 @@ from reid.data.transforms import (
     RandomFlipPadCrop,
     TestTransform,
     TrainAugment,
-    ssl_view_augment,
 )
 
 HALF = (0.5, 0.5, 0.5)
@@ -158,9 +157,13 @@ def test_train_augment_dtype_shape_determinism_and_views() -> None:
     assert not torch.equal(v[:, 0], v[:, 1])  # each view draws its own flips/crops/boxes
 
 
-def test_ssl_view_augment_erases_about_a_third() -> None:
-    aug = ssl_view_augment(HALF, HALF, erase_p=1.0)
-    assert aug.erase.area == (0.33, 1 / 3)
+def test_ssl_views_erase_about_a_third() -> None:
+    """SVLL-ReID's views: TrainAugment with conf/ssl's erase_area, as reid.build.data builds them."""
+    from omegaconf import OmegaConf
+
+    ssl = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "ssl" / "simsiam.yaml")
+    aug = TrainAugment(HALF, HALF, erase_p=1.0, erase_area=tuple(ssl.vision.erase_area))
+    assert aug.erase.area == pytest.approx((0.33, 1 / 3))
     aug(torch.zeros(256, 3, 64, 32, dtype=torch.uint8))
     p = aug.erase.last_params
     assert p is not None

@@ -51,7 +51,8 @@ def test_the_folder_formats_label_map_follows_the_relabelling(tmp_path):
             for i in range(2):
                 folder = tmp_path / "train" / person
                 folder.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(rng.integers(0, 255, (32, 16, 3), dtype=np.uint8)).save(folder / f"{person}_c{cam}_{i}.jpg")
+                pixels = rng.integers(0, 255, (32, 16, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{person}_c{cam}_{i}.jpg")
     for split in ("query", "gallery"):
         for cam in (1, 2):
             folder = tmp_path / split / "zoe"

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from reid.data.transforms import TrainAugment
 from reid.engine.checkpoint import Checkpointer
 from reid.engine.distributed import (
     broadcast_module_state,
@@ -25,14 +26,13 @@ from reid.engine.distributed import (
     init_distributed,
     shard,
 )
-from reid.data.transforms import TrainAugment
 from reid.engine.faults import NonFinitePolicy, Preempted
 from reid.engine.loop import StageLoop
-from reid.losses.id_loss import classifier_accuracy
-from reid.losses.terms import Objective, make_objective
 from reid.engine.precision import Precision
 from reid.engine.ssl_terms import SSLHead
 from reid.engine.stage2 import Stage2Net, image_step
+from reid.losses.id_loss import classifier_accuracy
+from reid.losses.terms import Objective, make_objective
 from reid.models.clip_loader import load_clip
 from reid.models.reid_model import ReIDModel
 from reid.models.ssl_heads import ProjectionMLP, SimSiamPredictor
@@ -100,7 +100,9 @@ def tiny_batch(seed: int, n_ids: int = 2, k: int = 2) -> dict[str, torch.Tensor]
 
 
 def augments() -> tuple[TrainAugment, TrainAugment]:
-    return TrainAugment((0.5,) * 3, (0.5,) * 3, pad=2), TrainAugment((0.5,) * 3, (0.5,) * 3, pad=2, erase_area=(0.33, 1 / 3))
+    return TrainAugment((0.5,) * 3, (0.5,) * 3, pad=2), TrainAugment(
+        (0.5,) * 3, (0.5,) * 3, pad=2, erase_area=(0.33, 1 / 3)
+    )
 
 
 def gather_row(i: int) -> list[float]:
@@ -111,7 +113,9 @@ def _tolist(t: torch.Tensor | np.ndarray) -> list:
     return np.asarray(t).tolist()
 
 
-def _loop(name: str, model: nn.Module, step, steps: int, ctx, nonfinite: NonFinitePolicy, checkpointer: Checkpointer) -> StageLoop:
+def _loop(
+    name: str, model: nn.Module, step, steps: int, ctx, nonfinite: NonFinitePolicy, checkpointer: Checkpointer
+) -> StageLoop:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
     data = [torch.full((2, 4), float(ctx.rank + 1 + k)) for k in range(steps)]  # per-rank batches, as a sampler gives

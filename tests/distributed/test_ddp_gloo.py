@@ -28,7 +28,15 @@ from tests.shared import HoldBarrier
 
 ROOT = Path(__file__).resolve().parents[2]
 WORLD = 2
-TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}", "-m", "reid.train")
+TORCHRUN = (
+    sys.executable,
+    "-m",
+    "torch.distributed.run",
+    "--standalone",
+    f"--nproc_per_node={WORLD}",
+    "-m",
+    "reid.train",
+)
 JOB = (
     "experiment=demo", "debug=fast", "backbone=clip_tiny", "method=baseline",
     "dataset.options.num_train_ids=8", "dataset.options.num_test_ids=8",
@@ -45,7 +53,11 @@ def _env(**extra: str) -> dict[str, str]:
     Jobs run with the test's temporary folder as working directory (their ``paths.root_dir``), so MLflow's
     default artifact folder (``./mlruns``) lands there, not in the checkout.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REID_") and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("REID_") and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+    }
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     env.update(PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", **extra)
     return env

@@ -19,11 +19,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reid.losses.id_loss import classifier_accuracy
-from reid.losses.terms import make_objective
 from reid.engine.optim import build_optimizer
 from reid.engine.precision import Precision
 from reid.engine.speed import COMPILE_MODES, apply_speed_settings, fused_optimizer_flag
+from reid.losses.id_loss import classifier_accuracy
+from reid.losses.terms import make_objective
 from reid.models.clip_loader import load_clip
 from reid.models.reid_model import ReIDModel
 from reid.models.vit_encoder import ClipViTEncoder
@@ -94,7 +94,9 @@ def assert_same_gradients(model: torch.nn.Module, ref_model: torch.nn.Module, rt
             assert g is None, name
             continue
         diff = float((g - g_ref).norm())
-        assert diff <= rtol * float(g_ref.norm()) + 1e-6 * total, f"{name}: |dg| {diff:.2e} vs |g| {float(g_ref.norm()):.2e}"
+        assert diff <= rtol * float(g_ref.norm()) + 1e-6 * total, (
+            f"{name}: |dg| {diff:.2e} vs |g| {float(g_ref.norm()):.2e}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,9 @@ def test_autocast_descriptors_and_training_features_match_fp32(model, mode):
         assert rel(a, b) <= RTOL[mode], f"{mode} {name}: {rel(a, b):.2e}"
     # The BNNecks (training mode) subtract the batch mean first, which scales a relative error by
     # kappa = |f| / |f - mean_batch(f)| (~10 here: a random network maps noise images to nearly equal features).
-    for name, a, b, feat in zip(("logits", "logits_proj"), out.logits, ref_out.logits, (ref_out.triplet_feats[1], ref_out.proj)):
+    for name, a, b, feat in zip(
+        ("logits", "logits_proj"), out.logits, ref_out.logits, (ref_out.triplet_feats[1], ref_out.proj)
+    ):
         kappa = float(feat.norm() / (feat - feat.mean(dim=0)).norm())
         assert rel(a, b) <= RTOL[mode] * kappa, f"{mode} {name}: {rel(a, b):.2e} (kappa {kappa:.1f})"
 
@@ -230,7 +234,9 @@ def test_channels_last_leaves_outputs_unchanged():
     ref_model, model = build_model(), build_model()
     images, _ = batch()
     seen = []
-    model.encoder.register_forward_hook(lambda mod, args, out: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    model.encoder.register_forward_hook(
+        lambda mod, args, out: seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
     assert apply_speed_settings(model, channels_last=True) is model
     apply_speed_settings(model, channels_last=True)  # idempotent: the input hook is registered once
     weight = model.encoder.patch_embedding.weight
@@ -249,7 +255,9 @@ def test_channels_last_leaves_outputs_unchanged():
     assert weight.grad is not None and torch.isfinite(weight.grad).all()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("open_clip") is None, reason="backbone=rn50 needs open_clip's ModifiedResNet")
+@pytest.mark.skipif(
+    importlib.util.find_spec("open_clip") is None, reason="backbone=rn50 needs open_clip's ModifiedResNet"
+)
 def test_channels_last_on_a_conv_backbone_leaves_outputs_unchanged():
     """The switch's real target: a (tiny) CLIP ResNet, where every conv runs channels-last."""
     from reid.models.rn50 import rn50_backbone

@@ -48,10 +48,19 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     tmp = tmp_path_factory.mktemp("cli")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     run_dir = tmp / "train_run"
-    _run([
-        sys.executable, "-m", "reid.train", *TRAIN, f"paths.data_dir={tmp / 'data'}", f"paths.model_dir={tmp / 'models'}",
-        f"logger.tracking_uri={uri}", f"logger.experiment_name={EXPERIMENT}", f"hydra.run.dir={run_dir}",
-    ])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "reid.train",
+            *TRAIN,
+            f"paths.data_dir={tmp / 'data'}",
+            f"paths.model_dir={tmp / 'models'}",
+            f"logger.tracking_uri={uri}",
+            f"logger.experiment_name={EXPERIMENT}",
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
     assert len(runs) == 1
@@ -82,7 +91,13 @@ def compose_evaluate(*overrides: str):
 def run_evaluate(tmp_path: Path, *overrides: str):
     from reid.evaluate import evaluate
 
-    full = (f"paths.root_dir={ROOT}", f"paths.output_dir={tmp_path / 'eval'}", "num_workers=0", "progress=false", *overrides)
+    full = (
+        f"paths.root_dir={ROOT}",
+        f"paths.output_dir={tmp_path / 'eval'}",
+        "num_workers=0",
+        "progress=false",
+        *overrides,
+    )
     return evaluate(compose_evaluate(*full), full)
 
 
@@ -133,10 +148,18 @@ def test_evaluate_by_mlflow_run_id_and_eval_overrides(trained: Trained, cli_eval
     assert report.evaluates == trained.run_id and report.mlflow_run_id is not None
 
     # eval.* on the command line overrides the run's own protocol: here k-reciprocal re-ranking.
-    report = run_evaluate(tmp_path / "rerank", f"run={trained.run_dir}", "eval.rerank=true", "eval.k1=6", "eval.k2=3", "logger=none")
+    report = run_evaluate(
+        tmp_path / "rerank", f"run={trained.run_dir}", "eval.rerank=true", "eval.k1=6", "eval.k2=3", "logger=none"
+    )
     f = np.load(out / "features.npz")
     expected = _direct_metrics(
-        f["qf"], f["gf"], f["q_pids"], f["g_pids"], f["q_camids"], f["g_camids"], rerank=dict(k1=6, k2=3, lambda_value=0.3)
+        f["qf"],
+        f["gf"],
+        f["q_pids"],
+        f["g_pids"],
+        f["q_camids"],
+        f["g_camids"],
+        rerank=dict(k1=6, k2=3, lambda_value=0.3),
     )
     assert report.metrics == pytest.approx(expected, abs=1e-12)
     assert report.metrics != trained.metrics
@@ -166,7 +189,9 @@ def test_evaluate_on_another_dataset_over_seeded_trials(trained: Trained, tmp_pa
     from reid.inference import load_run
 
     root = _write_vehicleid(tmp_path / "vid", trained.market)
-    report = run_evaluate(tmp_path, f"run={trained.run_dir}", "dataset=vehicleid", f"dataset.root={root}", "trials=3", "logger=none")
+    report = run_evaluate(
+        tmp_path, f"run={trained.run_dir}", "dataset=vehicleid", f"dataset.root={root}", "trials=3", "logger=none"
+    )
     assert [s.trial for s in report.splits] == [0, 1, 2]
     assert len({tuple(s.q_paths) for s in report.splits}) == 3  # three different seeded draws
     names = ["mAP", "rank1", "rank5", "mINP"]  # one gallery image per vehicle: 8 images, so no rank-10
@@ -217,7 +242,9 @@ def test_feature_file_gives_the_direct_metrics(tmp_path: Path) -> None:
 
     report = run_evaluate(tmp_path, f"features={path}", "eval.rerank=true", "eval.k1=4", "eval.k2=2", "logger=none")
     rerank = dict(k1=4, k2=2, lambda_value=0.3)
-    assert report.metrics == _direct_metrics(*(arrays[k] for k in ("qf", "gf", "q_pids", "g_pids", "q_camids", "g_camids")), rerank=rerank)
+    assert report.metrics == _direct_metrics(
+        *(arrays[k] for k in ("qf", "gf", "q_pids", "g_pids", "q_camids", "g_camids")), rerank=rerank
+    )
 
 
 def test_feature_file_written_by_evaluate_reproduces_the_run(trained: Trained, cli_eval, tmp_path: Path) -> None:
@@ -280,27 +307,45 @@ def test_unreadable_or_missing_feature_file(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- search
 
 
-def test_search_prints_the_top_k_and_draws_them(trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_search_prints_the_top_k_and_draws_them(
+    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from PIL import Image
 
     from reid.evaluation.distance import l2_normalize, squared_euclidean
     from reid.evaluation.plots import FALSE_COLOR, TRUE_COLOR
     from reid.inference import load_run
-    from reid.search import list_images, main
+    from reid.search import gallery_images, main
 
     query = sorted((trained.market / "query").glob("*.jpg"))[2]
     gallery = trained.market / "bounding_box_test"
     out = tmp_path / "ranked.png"
-    assert main(["--run", str(trained.run_dir), "--query", str(query), "--gallery", str(gallery), "--topk", "5", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--run",
+                str(trained.run_dir),
+                "--query",
+                str(query),
+                "--gallery",
+                str(gallery),
+                "--topk",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     stdout = capsys.readouterr().out
     rows = _parse_results(stdout)
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
-    assert f"gallery: {len(list_images(gallery))} images" in stdout
+    assert f"gallery: {len(gallery_images(gallery))} images" in stdout
     assert "ranked by squared Euclidean on L2-normalised descriptors" in stdout
 
     # The same distance as the evaluation: squared Euclidean between L2-normalised descriptors, stable order.
     run = load_run(trained.run_dir)
-    images = list_images(gallery)
+    images = gallery_images(gallery)
     dist = squared_euclidean(l2_normalize(run.extract([query])), l2_normalize(run.extract(images)))[0]
     order = np.argsort(dist, kind="stable")[:5]
     assert [r[3] for r in rows] == [images[i] for i in order]
@@ -316,7 +361,9 @@ def test_search_prints_the_top_k_and_draws_them(trained: Trained, tmp_path: Path
         assert frame == (TRUE_COLOR if row[2] == "yes" else FALSE_COLOR)
 
 
-def test_search_unlabelled_folder_recursive_with_rerank(trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_search_unlabelled_folder_recursive_with_rerank(
+    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from PIL import Image
 
     from reid.search import NEUTRAL_COLOR, main
@@ -330,7 +377,22 @@ def test_search_unlabelled_folder_recursive_with_rerank(trained: Trained, tmp_pa
     (gallery / "notes.txt").write_text("not an image")
     query = targets[0]  # lies in the gallery: skipped, so it cannot be its own first match
     out = tmp_path / "r.png"
-    assert main(["--run", str(trained.run_dir), "--query", str(query), "--gallery", str(gallery), "--out", str(out), "--rerank"]) == 0
+    assert (
+        main(
+            [
+                "--run",
+                str(trained.run_dir),
+                "--query",
+                str(query),
+                "--gallery",
+                str(gallery),
+                "--out",
+                str(out),
+                "--rerank",
+            ]
+        )
+        == 0
+    )
     stdout = capsys.readouterr().out
     rows = _parse_results(stdout)
     assert sorted(r[3] for r in rows) == sorted(targets[1:])
@@ -380,7 +442,10 @@ def test_checkpoint_weights_must_match_the_image_model(trained: Trained, tmp_pat
 
     missing = tmp_path / "missing.pt"
     torch.save({**state, "system": {k: v for k, v in system.items() if k != "image.head.bn.weight"}}, missing)
-    with pytest.raises(RunLoadError, match=re.escape(f"checkpoint {missing} does not match the run's image model: missing ['image.head.bn.weight']")):
+    with pytest.raises(
+        RunLoadError,
+        match=re.escape(f"checkpoint {missing} does not match the run's image model: missing ['image.head.bn.weight']"),
+    ):
         load_run(trained.run_dir, missing)
     extra = tmp_path / "extra.pt"
     torch.save({**state, "system": {**system, "image.extra.weight": torch.zeros(1)}}, extra)

@@ -74,7 +74,9 @@ def test_no_valid_query_raises():
 
 def test_torch_and_float16_inputs_match_numpy():
     ref = evaluate(DIST, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, max_rank=5)
-    out = evaluate(torch.from_numpy(DIST), torch.from_numpy(Q_PIDS), G_PIDS, torch.from_numpy(Q_CAMS), G_CAMS, max_rank=5)
+    out = evaluate(
+        torch.from_numpy(DIST), torch.from_numpy(Q_PIDS), G_PIDS, torch.from_numpy(Q_CAMS), G_CAMS, max_rank=5
+    )
     np.testing.assert_allclose(out[0], ref[0])
     assert out[1:] == pytest.approx(ref[1:])
     half = evaluate(DIST.astype(np.float16), Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, max_rank=5)
@@ -177,9 +179,12 @@ def test_camera_diagnostics_read_camera_structure_and_nothing_else():
 
     from reid.evaluation.diagnostics import camera_probe_accuracy, same_camera_false_matches
 
-    # distances: query 0 (id 0, cam 0) ranks g1 (id 1, cam 0), g2 (id 2, cam 1), g0 (id 0, cam 0: junk), g3 (id 0, cam 1)
+    # distances: query 0 (id 0, cam 0) ranks g1 (id 1, cam 0), g2 (id 2, cam 1), g0 (id 0, cam 0: junk),
+    # g3 (id 0, cam 1)
     d = np.array([[0.1, 0.2, 0.0, 0.3]])
-    share = same_camera_false_matches(d, np.array([0]), np.array([1, 2, 0, 0]), np.array([0]), np.array([0, 1, 0, 1]), k=2)
+    share = same_camera_false_matches(
+        d, np.array([0]), np.array([1, 2, 0, 0]), np.array([0]), np.array([0, 1, 0, 1]), k=2
+    )
     assert share == 0.5  # top-2 after junk: g1 (false, own camera), g2 (false, other camera)
     rng = np.random.default_rng(0)
     pids, cams = np.repeat(np.arange(40), 4), np.tile(np.arange(4), 40)

@@ -55,13 +55,31 @@ def workflow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     ])
     evals = {}
     for name, extra in (("plain", ()), ("rerank", ("eval.rerank=true",))):
-        evals[name] = _run([
-            sys.executable, "-m", "reid.evaluate", f"run={run_dir}", "num_workers=0", "progress=false", "eval.plots=false",
-            f"hydra.run.dir={tmp / ('eval_' + name)}", *extra, *logger,
-        ]).stdout
+        evals[name] = _run(
+            [
+                sys.executable,
+                "-m",
+                "reid.evaluate",
+                f"run={run_dir}",
+                "num_workers=0",
+                "progress=false",
+                "eval.plots=false",
+                f"hydra.run.dir={tmp / ('eval_' + name)}",
+                *extra,
+                *logger,
+            ]
+        ).stdout
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
-    return {"data": data, "counts": counts, "run_dir": run_dir, "train": train.stdout, "evals": evals, "client": client, "runs": runs}
+    return {
+        "data": data,
+        "counts": counts,
+        "run_dir": run_dir,
+        "train": train.stdout,
+        "evals": evals,
+        "client": client,
+        "runs": runs,
+    }
 
 
 def test_training_reads_the_tree_and_keeps_the_user_labels(workflow: dict) -> None:
@@ -86,7 +104,9 @@ def test_evaluate_reproduces_the_run_and_reranks(workflow: dict) -> None:
     plain, rerank = workflow["evals"]["plain"], workflow["evals"]["rerank"]
     assert "evaluation on folder (10 query / 14 gallery, no re-ranking)" in plain
     assert "evaluation on folder (10 query / 14 gallery, re-ranked k1=50 k2=15 lambda=0.3)" in rerank
-    evaluations = {r.data.tags["output_dir"]: r for r in workflow["runs"] if r.data.tags.get("evaluates") == train_run.info.run_id}
+    evaluations = {
+        r.data.tags["output_dir"]: r for r in workflow["runs"] if r.data.tags.get("evaluates") == train_run.info.run_id
+    }
     assert len(evaluations) == 2
     by_kind = {("rerank" if d.endswith("eval_rerank") else "plain"): r for d, r in evaluations.items()}
     assert {m: by_kind["plain"].data.metrics[m] for m in METRICS} == {m: train_run.data.metrics[m] for m in METRICS}
@@ -104,7 +124,18 @@ def test_search_marks_matches_by_folder_identity(workflow: dict, tmp_path: Path,
     data: Path = workflow["data"]
     query = sorted((data / "query" / "jonas").glob("*.jpg"))[0]
     out = tmp_path / "ranked.png"
-    argv = ["--run", str(workflow["run_dir"]), "--query", str(query), "--gallery", str(data / "gallery"), "--topk", "14", "--out", str(out)]
+    argv = [
+        "--run",
+        str(workflow["run_dir"]),
+        "--query",
+        str(query),
+        "--gallery",
+        str(data / "gallery"),
+        "--topk",
+        "14",
+        "--out",
+        str(out),
+    ]
     assert main([*argv, "--labels", "folder"]) == 0
     rows = _parse_results(capsys.readouterr().out)
     assert len(rows) == 14 and sorted(r[3] for r in rows) == sorted((data / "gallery").rglob("*.jpg"))

@@ -1,7 +1,7 @@
 """k-reciprocal re-ranking against a dense float64 transcription of the public algorithm."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -33,7 +33,7 @@ def reference_re_ranking(qf, gf, k1, k2, lambda_value):
 # --- Data: L2-normalised clustered features with exact duplicates ------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def clustered(num_q: int, num_g: int, seed: int = 0, dim: int = 24):
     rng = np.random.default_rng(seed)
     num_ids = max(4, (num_q + num_g) // 12)
@@ -49,7 +49,7 @@ def clustered(num_q: int, num_g: int, seed: int = 0, dim: int = 24):
     return x[:num_q], x[num_q:], pids[:num_q], pids[num_q:], cams[:num_q], cams[num_q:]
 
 
-@lru_cache(maxsize=None)
+@cache
 def reference(num_q, num_g, k1, k2):
     qf, gf, *_ = clustered(num_q, num_g)
     return reference_re_ranking(qf, gf, k1, k2, 0.3)
@@ -136,9 +136,9 @@ def test_float32_distances_respect_the_error_bound(backend):
     x32 = x.astype(np.float32)
     norms = np.linalg.norm(x, axis=1)
     coeff = float32_error_coeff(300, backend)
-    rows = np.arange(200)
-    for cand, rows in ((search(x32, rows, 30, 5, backend, torch.device("cpu"), tile=64), rows),
-                       (search(x32, rows[::3], 30, 5, backend, torch.device("cpu"), query_block=16), rows[::3])):
+    every = np.arange(200)
+    for cand, rows in ((search(x32, every, 30, 5, backend, torch.device("cpu"), tile=64), every),
+                       (search(x32, every[::3], 30, 5, backend, torch.device("cpu"), query_block=16), every[::3])):
         for idx, d32 in ((cand.near_idx, cand.near_d32), (cand.far_idx, cand.far_d32)):
             exact = ((x[rows, None, :] - x[idx]) ** 2).sum(-1)
             bound = coeff * (norms[rows, None] + norms[idx]) ** 2

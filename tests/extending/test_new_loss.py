@@ -32,7 +32,8 @@ def test_it_is_a_weighted_term_and_off_at_weight_zero():
     out = TrainOutput(logits=[torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)], triplet_feats=feats,
                       proj=feats[2])
     terms = objective({"train": out, "labels": labels, "text_classifier": torch.randn(4, 16, generator=g)})
-    assert float(terms["circle"]) == pytest.approx(float(circle_loss(feats[1], labels, 64.0, 0.4)))  # the + key reached it
+    # the + key reached it
+    assert float(terms["circle"]) == pytest.approx(float(circle_loss(feats[1], labels, 64.0, 0.4)))
     expected = 0.25 * terms["id"] + terms["triplet"] + terms["i2t"] + 0.5 * terms["circle"]
     assert float(terms["loss"]) == pytest.approx(float(expected), rel=1e-6)
 

@@ -211,10 +211,18 @@ def in_process(fault_env: FaultEnv) -> Iterator[Callable[..., float]]:
             if experiment else ["logger=none"]
         )
         with initialize_config_dir(str(CONF_DIR)):
-            cfg = compose("train", overrides=[
-                *(TINY_JOB if world else JOB_SETTINGS), f"paths.data_dir={fault_env.data_dir}", f"paths.model_dir={fault_env.model_dir}",
-                f"paths.root_dir={ROOT}", f"paths.output_dir={run_dir}", *logger, *overrides,
-            ])
+            cfg = compose(
+                "train",
+                overrides=[
+                    *(TINY_JOB if world else JOB_SETTINGS),
+                    f"paths.data_dir={fault_env.data_dir}",
+                    f"paths.model_dir={fault_env.model_dir}",
+                    f"paths.root_dir={ROOT}",
+                    f"paths.output_dir={run_dir}",
+                    *logger,
+                    *overrides,
+                ],
+            )
         return train(cfg)
 
     try:

@@ -6,8 +6,9 @@ handed to ``reid.evaluation.evaluate`` / ``re_ranking``.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -82,11 +83,19 @@ def test_verify_images_names_the_bad_file_and_why(market: Path, kind: str) -> No
 
 def test_skip_corrupt_drops_and_counts(market: Path) -> None:
     clean = load_dataset("market1501", market)
-    broken = [_victim(market, "bounding_box_train", 0), _victim(market, "query", 1), _victim(market, "bounding_box_test", 2)]
+    broken = [
+        _victim(market, "bounding_box_train", 0),
+        _victim(market, "query", 1),
+        _victim(market, "bounding_box_test", 2),
+    ]
     _truncate(broken[0]), _zero_bytes(broken[1]), _not_an_image(broken[2])
     ds = load_dataset("market1501", market, skip_corrupt=True)
     assert ds.meta["skipped_corrupt"] == 3
-    assert (len(ds.train), len(ds.query), len(ds.gallery)) == (len(clean.train) - 1, len(clean.query) - 1, len(clean.gallery) - 1)
+    assert (len(ds.train), len(ds.query), len(ds.gallery)) == (
+        len(clean.train) - 1,
+        len(clean.query) - 1,
+        len(clean.gallery) - 1,
+    )
     kept = {r.path for r in (*ds.train, *ds.query, *ds.gallery)}
     assert not kept & {str(p) for p in broken}
     assert sorted({r.pid for r in ds.train}) == list(range(ds.num_train_pids))  # still 0..N-1
@@ -131,7 +140,10 @@ def test_wrong_market_layout_names_the_expected_layout(market: Path) -> None:
         load_dataset("market1501", market)
     message = str(err.value)
     assert f"expected folder '{market / TOP}' does not exist" in message
-    assert "Expected layout under the dataset root:\n<root>/\n  Market-1501-v15.09.15/\n    bounding_box_train/  (*.jpg)" in message
+    assert (
+        "Expected layout under the dataset root:\n<root>/\n  Market-1501-v15.09.15/\n    bounding_box_train/  (*.jpg)"
+        in message
+    )
 
 
 def test_wrong_folder_layout_names_the_expected_layout(tmp_path: Path) -> None:
@@ -197,7 +209,9 @@ def test_nan_distances_name_the_distance_matrix() -> None:
     distmat = np.ones((2, 3), dtype=np.float32)
     distmat[1, 2] = np.nan
     with pytest.raises(ValueError, match="distmat contains NaN or inf values"):
-        evaluate(distmat, np.array([1, 2]), np.array([1, 2, 3]), np.zeros(2, dtype=np.int64), np.ones(3, dtype=np.int64))
+        evaluate(
+            distmat, np.array([1, 2]), np.array([1, 2, 3]), np.zeros(2, dtype=np.int64), np.ones(3, dtype=np.int64)
+        )
 
 
 def test_nan_features_in_re_ranking_name_the_array() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -96,8 +95,10 @@ def test_settings_without_effect_are_named_with_the_fix() -> None:
 BAD_VALUES = [
         (("method.stage2.batch_size=abc",),
          "method.stage2.batch_size has the wrong type: Value 'abc' of type 'str' could not be converted to Integer"),
-        (("method.stage2.optimizer.betas=abc",), "method.stage2.optimizer.betas has the wrong type: expected a list, got 'abc'"),
-        (("backbone.sie.camera=maybe",), "backbone.sie.camera has the wrong type: Value 'maybe' is not a valid bool (type str)"),
+        (("method.stage2.optimizer.betas=abc",),
+         "method.stage2.optimizer.betas has the wrong type: expected a list, got 'abc'"),
+        (("backbone.sie.camera=maybe",),
+         "backbone.sie.camera has the wrong type: Value 'maybe' is not a valid bool (type str)"),
         (("method.stage2.epochs=${method.name}",),
          "method.stage2.epochs has the wrong type: While dereferencing interpolation '${method.name}': "
          "Value 'clipreid' of type 'str' could not be converted to Integer"),
@@ -105,19 +106,22 @@ BAD_VALUES = [
         (("method.stage2.optimizer.lr=-0.001",), "method.stage2.optimizer.lr must be > 0, got -0.001"),
         (("method.stage1.optimizer.lr=0",), "method.stage1.optimizer.lr must be > 0, got 0.0"),
         (("method.stage2.optimizer.lr=nan",), "method.stage2.optimizer.lr must be > 0, got nan"),
-        (("method.stage2.num_instances=64",), "method.stage2.num_instances must be <= method.stage2.batch_size (32), got 64"),
+        (("method.stage2.num_instances=64",),
+         "method.stage2.num_instances must be <= method.stage2.batch_size (32), got 64"),
         (("method.stage2.num_instances=5",),
          "method.stage2.batch_size must be a multiple of method.stage2.num_instances (5 images per identity), got 32"),
         (("method.stage2.num_instances=0",), "method.stage2.num_instances must be >= 1, got 0"),
         (("method.stage2.epochs=0",), "method.stage2.epochs must be >= 1, got 0"),
         (("method.stage1.batch_size=0",), "method.stage1.batch_size must be >= 1, got 0"),
-        (("method.stage2.optimizer.weight_decay=-1e-4",), "method.stage2.optimizer.weight_decay must be >= 0, got -0.0001"),
+        (("method.stage2.optimizer.weight_decay=-1e-4",),
+         "method.stage2.optimizer.weight_decay must be >= 0, got -0.0001"),
         (("method.stage2.scheduler.milestones=[9,6]",),
          "method.stage2.scheduler.milestones must be strictly increasing epochs >= 1, got [9, 6]"),
         (("+method.stage2.scheduler.lr_min=0",),
          "method.stage2.scheduler.lr_min is not a parameter of the warmup_multistep scheduler "
          "(it takes warmup_epochs, warmup_factor, milestones, gamma)"),
-        (("method.stage2.optimizer.name=lamb",), "method.stage2.optimizer.name must be one of adam, adamw, sgd, got 'lamb'"),
+        (("method.stage2.optimizer.name=lamb",),
+         "method.stage2.optimizer.name must be one of adam, adamw, sgd, got 'lamb'"),
         (("dataset.name=nosuch",),
          "dataset.name must be one of dukemtmc, folder, market1501, msmt17, occ_duke, synthetic, vehicleid, veri776, "
          "got 'nosuch'"),
@@ -128,17 +132,20 @@ BAD_VALUES = [
         (("precision=fp8",), "precision must be one of fp32, bf16, fp16, got 'fp8'"),
         (("speed.extract_precision=int8",), "speed.extract_precision must be one of fp32, bf16, fp16, got 'int8'"),
         (("speed.compile_mode=fast",),
-         "speed.compile_mode must be one of default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs, got 'fast'"),
+         "speed.compile_mode must be one of default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs, "
+         "got 'fast'"),
         (("speed.fused_optimizer=always",), "speed.fused_optimizer must be auto, true or false, got 'always'"),
         (("speed.compile=maybe",), "speed.compile has the wrong type: Value 'maybe' is not a valid bool (type str)"),
         (("device=gpu",), "device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
         (("seed=-1",), "seed must be in [0, 4294967295], got -1"),
         (("num_workers=-2",), "num_workers must be >= 0, got -2"),
-        (("resume=/no/such/run",), "resume must be auto, true, false or an existing checkpoint file / run folder, got '/no/such/run'"),
+        (("resume=/no/such/run",),
+         "resume must be auto, true, false or an existing checkpoint file / run folder, got '/no/such/run'"),
         (("checkpoint.keep_last=0",), "checkpoint.keep_last must be >= 1, got 0"),
         (("checkpoint.period=0",), "checkpoint.period must be >= 1, got 0"),
         (("nonfinite.action=ignore",), "nonfinite.action must be one of stop, skip, got 'ignore'"),
-        (("augment.erase_area=[0.5,0.1]",), "augment.erase_area must be [lo, hi] with 0 < lo <= hi <= 1, got [0.5, 0.1]"),
+        (("augment.erase_area=[0.5,0.1]",),
+         "augment.erase_area must be [lo, hi] with 0 < lo <= hi <= 1, got [0.5, 0.1]"),
         (("backbone.stride=0",), "backbone.stride must be > 0, got 0"),
         (("backbone.arch=resnet",), "backbone.arch must be one of vit, rn50, got 'resnet'"),
         (("backbone=rn50", "backbone.last_stride=3"), "backbone.last_stride must be one of 1, 2, got 3"),
@@ -184,7 +191,9 @@ def test_the_choices_are_the_registries_of_the_code_that_implements_them(monkeyp
     from reid.methods import base
     from reid.methods.baseline import Baseline
 
-    monkeypatch.setitem(optim.OPTIMIZERS, "rmsprop", lambda g, lr, betas, momentum, fused: torch.optim.RMSprop(g, lr=lr))
+    monkeypatch.setitem(
+        optim.OPTIMIZERS, "rmsprop", lambda g, lr, betas, momentum, fused: torch.optim.RMSprop(g, lr=lr)
+    )
     validate_config(_demo_with("method.stage2.optimizer.name=rmsprop"))
     assert _error("method.stage2.optimizer.name=lamb") == (
         "method.stage2.optimizer.name must be one of adam, adamw, sgd, rmsprop, got 'lamb'"
@@ -218,7 +227,8 @@ def test_pipeline_validates_before_touching_anything(tmp_path: Path) -> None:
         "experiment=demo", "logger=none", f"paths.output_dir={run_dir}", f"paths.data_dir={data_dir}",
         f"paths.root_dir={ROOT}", "method.stage2.num_instances=64",
     )
-    with pytest.raises(ConfigError, match=r"^method.stage2.num_instances must be <= method.stage2.batch_size \(32\), got 64$"):
+    too_many = r"^method.stage2.num_instances must be <= method.stage2.batch_size \(32\), got 64$"
+    with pytest.raises(ConfigError, match=too_many):
         train(cfg)
     assert not run_dir.exists() and not data_dir.exists()
 
@@ -232,10 +242,12 @@ def test_pipeline_validates_before_touching_anything(tmp_path: Path) -> None:
         (("method.stage2.batch_size=abc",),
          ["method.stage2.batch_size has the wrong type: Value 'abc' of type 'str' could not be converted to Integer"]),
         # Value problems are collected: one invocation checks four of them.
-        (("method.stage2.optimizer.lr=-0.001", "method.stage2.num_instances=64", "dataset.name=nosuch", "precision=fp8"),
+        (("method.stage2.optimizer.lr=-0.001", "method.stage2.num_instances=64", "dataset.name=nosuch",
+          "precision=fp8"),
          ["4 config errors:",
           "precision must be one of fp32, bf16, fp16, got 'fp8'",
-          "dataset.name must be one of dukemtmc, folder, market1501, msmt17, occ_duke, synthetic, vehicleid, veri776, got 'nosuch'",
+          "dataset.name must be one of dukemtmc, folder, market1501, msmt17, occ_duke, synthetic, vehicleid, veri776, "
+          "got 'nosuch'",
           "method.stage2.optimizer.lr must be > 0, got -0.001",
           "method.stage2.num_instances must be <= method.stage2.batch_size (32), got 64"]),
     ],

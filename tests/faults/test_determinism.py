@@ -1,8 +1,9 @@
 """Same seed + deterministic=true on the CPU: two runs end with identical metrics and bit-identical weights."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from mlflow.tracking import MlflowClient
 
@@ -20,7 +21,9 @@ def test_two_runs_with_the_same_seed_are_identical(
     assert fault_env.final_metrics(a) == fault_env.final_metrics(b)
     # Every logged training curve too (per-epoch losses and lr of both stages), not only the final scores.
     client = MlflowClient(fault_env.mlflow_uri)
-    curves = sorted(k for k in a.data.metrics if k.startswith(("stage1/", "stage2/")) and not k.endswith("epoch_time_s"))
+    curves = sorted(
+        k for k in a.data.metrics if k.startswith(("stage1/", "stage2/")) and not k.endswith("epoch_time_s")
+    )
     assert "stage1/loss" in curves and "stage2/loss" in curves
 
     def history(run_id: str, key: str) -> list[tuple[int, float]]:

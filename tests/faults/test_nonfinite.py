@@ -4,8 +4,9 @@ and finishes."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -68,7 +69,8 @@ def test_skip_beyond_max_skips_stops() -> None:
 
 
 def test_injection_hook_targets_one_step_and_term(monkeypatch: pytest.MonkeyPatch) -> None:
-    from reid.engine.faults import INJECT_NONFINITE_ENV as name, inject_nonfinite
+    from reid.engine.faults import INJECT_NONFINITE_ENV as name
+    from reid.engine.faults import inject_nonfinite
 
     assert name == INJECT_NONFINITE_ENV
     terms = {"id": torch.tensor(1.0), "triplet": torch.tensor(2.0), "loss": torch.tensor(3.0)}

@@ -128,4 +128,6 @@ def test_truncating_prompts_after_eot_is_exact(tiny_clip):
     labels = torch.tensor([0, 2, 1])
     assert full(labels).shape[1] == 77 and short(labels).shape[1] == 12
     with torch.no_grad():
-        torch.testing.assert_close(enc(short(labels), short.eot_index), enc(full(labels), full.eot_index), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            enc(short(labels), short.eot_index), enc(full(labels), full.eot_index), atol=1e-5, rtol=1e-5
+        )

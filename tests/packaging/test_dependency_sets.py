@@ -62,7 +62,7 @@ class Dep:
     specifier: SpecifierSet
 
     @classmethod
-    def parse(cls, text: str) -> "Dep":
+    def parse(cls, text: str) -> Dep:
         req = Requirement(text)
         return cls(canonical(req.name), frozenset(canonical(e) for e in req.extras), req.specifier)
 
@@ -106,7 +106,9 @@ def pyproject() -> dict:
 def pyproject_sets() -> tuple[dict[str, Dep], dict[str, dict[str, Dep]]]:
     project = pyproject()
     runtime = as_map(Dep.parse(r) for r in project["dependencies"])
-    extras = {canonical(k): as_map(Dep.parse(r) for r in v) for k, v in project.get("optional-dependencies", {}).items()}
+    extras = {
+        canonical(k): as_map(Dep.parse(r) for r in v) for k, v in project.get("optional-dependencies", {}).items()
+    }
     return runtime, extras
 
 
@@ -248,7 +250,9 @@ def test_docker_trainer_installs_pyproject_dependencies():
     installs = docker_installs()
     problems: list[str] = []
     where = "docker/Dockerfile (trainer)"
-    with_deps = as_map((Dep.parse(r) for inst in installs if not inst.no_deps for r in inst.requirements), problems, where)
+    with_deps = as_map(
+        (Dep.parse(r) for inst in installs if not inst.no_deps for r in inst.requirements), problems, where
+    )
     problems += differences(expected, with_deps, where)
     for name in DOCKER_RULES["provided_by_base_image"]:
         if name in with_deps:

@@ -27,9 +27,12 @@ LABELS = {
 # Hand-computed: mean ± sample std in % of the values in tests/report/store.py, e.g. CLIP-ReID mAP 0.15, 0.22,
 # 0.38: mean 0.25, std sqrt((0.1² + 0.03² + 0.13²) / 2) = 0.11790.
 SUMMARY_ROWS = [
-    "| Baseline | method.name=baseline ssl.name=none ssl.weight=0.0 | 3 | 1, 2, 3 | 20.00 ± 10.00 | 40.00 ± 20.00 | 10.00 ± 5.00 |",
-    "| CLIP-ReID | method.name=clipreid ssl.name=none ssl.weight=0.0 | 3 | 1, 2, 3 | 25.00 ± 11.79 | 41.67 ± 20.82 | 10.00 ± 5.00 |",
-    "| SVLL-ReID | method.name=clipreid ssl.name=simclr ssl.weight=0.8 | 2 | 4, 5 | 45.00 ± 7.07 | 55.00 ± 7.07 | 25.00 ± 7.07 |",
+    "| Baseline | method.name=baseline ssl.name=none ssl.weight=0.0 | 3 | 1, 2, 3 | 20.00 ± 10.00 | 40.00 ± 20.00 | "
+    "10.00 ± 5.00 |",
+    "| CLIP-ReID | method.name=clipreid ssl.name=none ssl.weight=0.0 | 3 | 1, 2, 3 | 25.00 ± 11.79 | 41.67 ± 20.82 | "
+    "10.00 ± 5.00 |",
+    "| SVLL-ReID | method.name=clipreid ssl.name=simclr ssl.weight=0.8 | 2 | 4, 5 | 45.00 ± 7.07 | 55.00 ± 7.07 | "
+    "25.00 ± 7.07 |",
     f"| {LANG_LABEL} | method.name=clipreid ssl.name=simclr ssl.weight=0 | 1 | 1 | 12.00 | 30.00 | 6.00 |",
 ]
 # CLIP-ReID − Baseline per seed: mAP 0.05, 0.02, 0.08 (mean 0.05, std 0.03); rank-1 0.05, -0.05, 0.05
@@ -99,7 +102,11 @@ def test_bootstrap_is_seeded(study_store: Store, capsys) -> None:
     assert report(study_store, capsys, *args, "--bootstrap-seed", "5") == first
     assert "95% CI (bootstrap) |" in first and "bootstrap: 2000 resamples of the pairs, seed 5" in first
     # Resampling the 3 mAP differences (0.05, 0.02, 0.08): the means lie within [2, 8] percentage points.
-    row = next(line for line in first.splitlines() if line.startswith("| method.name=clipreid ssl.name=none ssl.weight=0.0 | mAP |"))
+    row = next(
+        line
+        for line in first.splitlines()
+        if line.startswith("| method.name=clipreid ssl.name=none ssl.weight=0.0 | mAP |")
+    )
     boot = row.split("|")[-2].strip()
     low, high = (float(x) for x in boot.strip("[]").split(","))
     assert 2.0 <= low < 5.0 < high <= 8.0
@@ -120,7 +127,9 @@ def test_files_written(study_store: Store, labels_file: Path, tmp_path: Path, ca
     assert float(clip["mean"]) == pytest.approx(0.25) and float(clip["std"]) == pytest.approx(math.sqrt(0.0278 / 2))
     assert (clip["baseline"], clip["pairs"], clip["paired_seeds"]) == ("Baseline", "3", "1;2;3")
     assert float(clip["diff_mean"]) == pytest.approx(0.05)
-    assert float(clip["t_low"]) == pytest.approx(0.05 - MAP_HALF) and float(clip["t_high"]) == pytest.approx(0.05 + MAP_HALF)
+    assert float(clip["t_low"]) == pytest.approx(0.05 - MAP_HALF) and float(clip["t_high"]) == pytest.approx(
+        0.05 + MAP_HALF
+    )
     assert clip["bootstrap_low"] == clip["bootstrap_high"] == ""
     base = rows[("Baseline", "mAP")]
     assert base["run_ids"].split(";")[0] == ids["base1"] and base["baseline"] == base["pairs"] == ""
@@ -132,7 +141,10 @@ def test_files_written(study_store: Store, labels_file: Path, tmp_path: Path, ca
     assert r"    Arm & Settings & $n$ & mAP & rank-1 & mINP \\" in tex
     assert (r"    Baseline & method.name=baseline ssl.name=none ssl.weight=0.0 & 3 & $20.00 \pm 10.00$ & "
             r"$40.00 \pm 20.00$ & $10.00 \pm 5.00$ \\") in tex
-    assert r"    SVLL lang. only (λ\_vis = 0 \& 100\%) & method.name=clipreid ssl.name=simclr ssl.weight=0 & 1 & $12.00$" in tex
+    assert (
+        r"    SVLL lang. only (λ\_vis = 0 \& 100\%) & method.name=clipreid ssl.name=simclr ssl.weight=0 & 1 & $12.00$"
+        in tex
+    )
     assert r"    CLIP-ReID & mAP & 3 & $+5.00$ & $[-2.45, +12.45]$ \\" in tex
 
     with Image.open(tmp_path / "report.png") as image:
@@ -161,12 +173,17 @@ def test_log_to_a_new_run_which_later_reports_leave_out(study_store: Store, caps
     report(study_store, capsys, "--experiment", "study", "--metrics", "mAP", "--log-to", "new")
     made = study_store.client.search_runs([study_store.experiments["study"]], "tags.`reid.report` = '1'")
     assert len(made) >= 1
-    assert sorted(a.path for a in study_store.client.list_artifacts(made[0].info.run_id, "report"))[0] == "report/report.csv"
+    assert (
+        sorted(a.path for a in study_store.client.list_artifacts(made[0].info.run_id, "report"))[0]
+        == "report/report.csv"
+    )
     assert report(study_store, capsys, "--experiment", "study", "--metrics", "mAP") == before
 
 
 def test_filter_is_passed_to_mlflow(study_store: Store, capsys) -> None:
-    out = report(study_store, capsys, "--experiment", "study", "--filter", "params.`ssl.name` = 'simclr'", "--metrics", "mAP")
+    out = report(
+        study_store, capsys, "--experiment", "study", "--filter", "params.`ssl.name` = 'simclr'", "--metrics", "mAP"
+    )
     assert "3 FINISHED run(s) in 2 arm(s)" in out and "matching `params.`ssl.name` = 'simclr'`" in out
     assert "| ssl.weight=0 | 1 | 1 | 12.00 |" in out and "| ssl.weight=0.8 | 2 | 4, 5 | 45.00 ± 7.07 |" in out
 
@@ -241,14 +258,21 @@ def test_a_store_that_does_not_exist_is_not_created(tmp_path: Path) -> None:
     assert not (tmp_path / "typo.db").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--filter", "params.x ~ 1"], "MLflow rejected the filter 'params.x ~ 1': "),
-    (["--log-to", "0123"], "no MLflow run '0123' in {uri} to log the report to"),
-    (["--baseline", "ssl.name=none"], "baseline 'ssl.name=none' matches 2 arms ('method.name=baseline ssl.name=none "
-                                      "ssl.weight=0.0', 'method.name=clipreid ssl.name=none ssl.weight=0.0'); be more specific"),
-    (["--labels", "{tmp}/missing.json"], "labels file {tmp}/missing.json not found"),
-    (["--bootstrap", "-1"], "--bootstrap must be >= 0, got -1"),
-], ids=["filter-rejected", "unknown-log-to-run", "ambiguous-baseline", "missing-labels-file", "negative-bootstrap"])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--filter", "params.x ~ 1"], "MLflow rejected the filter 'params.x ~ 1': "),
+        (["--log-to", "0123"], "no MLflow run '0123' in {uri} to log the report to"),
+        (
+            ["--baseline", "ssl.name=none"],
+            "baseline 'ssl.name=none' matches 2 arms ('method.name=baseline ssl.name=none "
+            "ssl.weight=0.0', 'method.name=clipreid ssl.name=none ssl.weight=0.0'); be more specific",
+        ),
+        (["--labels", "{tmp}/missing.json"], "labels file {tmp}/missing.json not found"),
+        (["--bootstrap", "-1"], "--bootstrap must be >= 0, got -1"),
+    ],
+    ids=["filter-rejected", "unknown-log-to-run", "ambiguous-baseline", "missing-labels-file", "negative-bootstrap"],
+)
 def test_more_bad_input_in_process(study_store: Store, tmp_path: Path, capsys, args: list[str], message: str) -> None:
     argv = ["--tracking-uri", study_store.uri, "--experiment", "study", "--metrics", "mAP"]
     assert main(argv + [a.format(tmp=tmp_path) for a in args]) == 2

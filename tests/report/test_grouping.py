@@ -72,7 +72,9 @@ def test_a_rerun_of_a_seed_replaces_the_earlier_run_and_says_so() -> None:
     grouping = group_runs([again, other, first])
     arm = grouping.arms[0]
     assert arm.runs["1"] is again and arm.seeds == ["1", "2"]
-    assert grouping.notes == [f"all runs, seed 1: run {again.short_id} is a re-run; it replaces the earlier run {first.short_id}"]
+    assert grouping.notes == [
+        f"all runs, seed 1: run {again.short_id} is a re-run; it replaces the earlier run {first.short_id}"
+    ]
 
 
 def test_seeds_sort_as_numbers() -> None:
@@ -88,8 +90,12 @@ def test_runs_without_a_seed_are_left_out_with_a_note() -> None:
 
 
 def test_label_rules_name_arms_most_specific_first_and_order_the_table() -> None:
-    rules = [parse_label_spec("ssl.name=simclr:SVLL-ReID"), parse_label_spec("ssl.name=simclr,ssl.weight=0:Language only"),
-             parse_label_spec("method.name=baseline:Baseline"), parse_label_spec("method.name=nothing:Unused")]
+    rules = [
+        parse_label_spec("ssl.name=simclr:SVLL-ReID"),
+        parse_label_spec("ssl.name=simclr,ssl.weight=0:Language only"),
+        parse_label_spec("method.name=baseline:Baseline"),
+        parse_label_spec("method.name=nothing:Unused"),
+    ]
     grouping = group_runs(four_arms(), labels=rules)
     assert [a.label for a in grouping.arms] == [
         "SVLL-ReID", "Language only", "Baseline", "method.name=clipreid ssl.name=none ssl.weight=0.0",

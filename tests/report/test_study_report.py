@@ -48,7 +48,7 @@ def study(study_store: Store) -> Store:
     store = study_store
     store.experiment("synthetic_study")
     n = 0
-    for i, (label, overrides) in enumerate(ARMS.items()):
+    for i, overrides in enumerate(ARMS.values()):
         parent = f"study-parent-{i}"
         store.add(parent, params={"sweep.seed": "1,2,3"}, tags={"reid.sweep": "parent"})
         for seed in SEEDS:

@@ -136,7 +136,9 @@ class PostgresServer:
         """A new empty database; returns its SQLAlchemy URL (psycopg 3 driver, as docs/sweeps.md uses)."""
         import psycopg
 
-        with psycopg.connect(host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{name}"
 
@@ -165,9 +167,17 @@ def postgres_server() -> Iterator[PostgresServer]:
         os.chown(base, account.pw_uid, account.pw_gid)
         as_user = ["runuser", "-u", PG_OS_USER, "--"]
     data, port = base / "data", _free_port()
-    subprocess.run([*as_user, str(initdb), "-D", str(data), "-A", "trust", "-U", PG_DB_USER, "--no-sync"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(initdb), "-D", str(data), "-A", "trust", "-U", PG_DB_USER, "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*as_user, str(pg_ctl), "-D", str(data), "-l", str(base / "server.log"), "-o", options, "-w", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(pg_ctl), "-D", str(data), "-l", str(base / "server.log"), "-o", options, "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield PostgresServer(host="127.0.0.1", port=port, user=PG_DB_USER)
     finally:

@@ -33,12 +33,18 @@ def test_raising_trial_fails_and_the_sweep_goes_on(sweep_env: SweepEnv, tmp_path
     failed = next(t for t in trials if t.state == TrialState.FAIL)
     complete = next(t for t in trials if t.state == TrialState.COMPLETE)
     assert failed.params["nonfinite.action"] == "stop"
-    assert failed.user_attrs[ERROR_ATTR].startswith("NonFiniteLossError: non-finite loss term 'loss' at stage2 epoch 1 step 1")
+    assert failed.user_attrs[ERROR_ATTR].startswith(
+        "NonFiniteLossError: non-finite loss term 'loss' at stage2 epoch 1 step 1"
+    )
     assert complete.params["nonfinite.action"] == "skip" and 0.0 <= complete.value <= 1.0
 
     runs = sweep_env.runs(experiment)
     parent = next(r for r in runs if r.data.tags.get("reid.sweep") == "parent")
-    children = {int(r.data.tags["optuna.trial_number"]): r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    children = {
+        int(r.data.tags["optuna.trial_number"]): r
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
     assert len(runs) == 3 and sorted(children) == sorted(t.number for t in trials)
     assert children[failed.number].info.status == "FAILED"
     assert children[failed.number].data.params["override.nonfinite.action"] == "stop"

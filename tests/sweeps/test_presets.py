@@ -49,7 +49,10 @@ def test_preset_searches_existing_keys_with_a_resumable_maximising_study(preset:
         assert isinstance(dist, FloatDistribution if "warmup" not in key else IntDistribution), key
     if preset == "lr_warmup":
         assert space["method.stage2.optimizer.lr"].log
-        assert (space["method.stage2.scheduler.warmup_epochs"].low, space["method.stage2.scheduler.warmup_epochs"].high) == (0, 5)
+        assert (
+            space["method.stage2.scheduler.warmup_epochs"].low,
+            space["method.stage2.scheduler.warmup_epochs"].high,
+        ) == (0, 5)
 
 
 def test_command_line_method_wins_over_the_preset() -> None:

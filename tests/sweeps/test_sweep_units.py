@@ -141,7 +141,9 @@ def test_objective_direction_follows_the_optuna_sweeper() -> None:
     assert objective_direction(cfg) == "maximize"
 
 
-def test_tracker_creates_the_run_with_the_callbacks_tags_and_params(mlflow_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tracker_creates_the_run_with_the_callbacks_tags_and_params(
+    mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(RUN_TAGS_ENV, json.dumps({"optuna.trial_number": "4"}))
     monkeypatch.setenv(RUN_PARAMS_ENV, json.dumps({"override.ssl.weight": "0.5"}))
     monkeypatch.setenv(RUN_NAME_SUFFIX_ENV, "trial 4")
@@ -157,7 +159,9 @@ def test_tracker_creates_the_run_with_the_callbacks_tags_and_params(mlflow_uri: 
 
 def dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(proc.stdout)
 
 

@@ -57,12 +57,16 @@ class Spec:
 
 def full_vit(**changes) -> Spec:
     """ViT-B/16 as CLIP-ReID builds it: width 768, 12 blocks, 512-d projection, a 12-block 512-wide text tower."""
-    return replace(Spec(width=768, layers=12, proj=512, text_width=512, text_layers=12, ssl_hidden=4096, ssl_out=256), **changes)
+    return replace(
+        Spec(width=768, layers=12, proj=512, text_width=512, text_layers=12, ssl_hidden=4096, ssl_out=256), **changes
+    )
 
 
 def full_rn50(**changes) -> Spec:
     """OpenAI's RN50 as CLIP-ReID builds it (layer4 at stride 1), with its 512-wide text tower projecting to 1024."""
-    return replace(Spec(arch="rn50", rn50_layers=(3, 4, 6, 3), rn50_width=64, proj=1024, text_width=512, text_layers=12), **changes)
+    return replace(
+        Spec(arch="rn50", rn50_layers=(3, 4, 6, 3), rn50_width=64, proj=1024, text_width=512, text_layers=12), **changes
+    )
 
 
 def _block(prefix: str, d: int) -> dict[str, tuple[int, ...]]:
@@ -145,7 +149,9 @@ def _value(key: str, shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor
     is_norm = any(part in key for part in ("ln_", "bn", "bottleneck", "ln_final", "ln_pre", "ln_post"))
     if leaf == "weight" and len(shape) == 1 and is_norm:
         return 1.0 + 0.2 * torch.randn(shape, generator=g)
-    if len(shape) >= 2 and not key.endswith(("positional_embedding", "cv_embed", "cls_ctx", "token_prefix", "token_suffix")):
+    if len(shape) >= 2 and not key.endswith(
+        ("positional_embedding", "cv_embed", "cls_ctx", "token_prefix", "token_suffix")
+    ):
         fan_in = 1
         for s in shape[1:]:
             fan_in *= s
@@ -200,7 +206,9 @@ def reference_descriptor(
             x[:, 0] = x[:, 0] + coefficient * sd["cv_embed"][index]
         x = x + sd["image_encoder.positional_embedding"]
         x = _layer_norm(sd, "image_encoder.ln_pre", x)
-        blocks = [_open_clip_block(sd, f"image_encoder.transformer.resblocks.{i}.", spec.width) for i in range(spec.layers)]
+        blocks = [
+            _open_clip_block(sd, f"image_encoder.transformer.resblocks.{i}.", spec.width) for i in range(spec.layers)
+        ]
         for block in blocks[:-1]:
             x = block(x)
         x12 = _layer_norm(sd, "image_encoder.ln_post", blocks[-1](x))

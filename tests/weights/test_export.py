@@ -16,7 +16,8 @@ from reid.import_weights import import_checkpoint
 from reid.inference import load_run
 from reid.weights.export import Descriptor, example_inputs, id_inputs
 from tests.shared import TINY_WORLD
-from tests.weights.clipreid_checkpoints import Spec, clipreid_state_dict as generated, layout_shapes
+from tests.weights.clipreid_checkpoints import Spec, layout_shapes
+from tests.weights.clipreid_checkpoints import clipreid_state_dict as generated
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = {  # name: (layout, --dataset, the id inputs the graph must take)
@@ -144,7 +145,9 @@ def test_a_native_run_exports_to_clipreid_and_imports_back_to_the_same_descripto
     again = import_checkpoint("clipreid", exported, native_run / "reimported", dataset="synthetic")
     first = load_run(native_run / "run", device="cpu", root_dir=ROOT)
     second = load_run(again.out_dir, device="cpu", root_dir=ROOT)
-    records = load_dataset("synthetic", native_run / "data", num_train_ids=8, num_test_ids=8, num_distractors=8, num_junk=8).query[:6]
+    records = load_dataset(
+        "synthetic", native_run / "data", num_train_ids=8, num_test_ids=8, num_distractors=8, num_junk=8
+    ).query[:6]
     a, b = first.extract(records, flip=False), second.extract(records, flip=False)
     assert float((a - b).abs().max()) <= 1e-5
 
@@ -180,7 +183,10 @@ def test_init_from_an_imported_run_starts_from_its_weights(tmp_path, capsys):
     _save_config(cfg, tmp_path / "run")
     train(cfg)
     out = capsys.readouterr().out
-    assert "[init] sized for another training set, freshly initialised: image.head.classifier.weight (5, 128) -> (8, 128)" in out
+    assert (
+        "[init] sized for another training set, freshly initialised: image.head.classifier.weight (5, 128) -> (8, 128)"
+        in out
+    )
     trained = load_run(tmp_path / "run", device="cpu", root_dir=ROOT)
     assert trained.config.backbone.config.vision.hidden_size == 128  # the source's architecture, not clip_tiny's
     assert int(trained.system["image"].head.classifier.weight.shape[0]) == 8  # re-initialised for the 8-id world

@@ -24,7 +24,8 @@ from reid.import_weights import WeightsImportError, import_checkpoint
 from reid.inference import load_run
 from reid.weights.clipreid_layout import LayoutError, strip_ddp_prefix
 from reid.weights.export import clipreid_state_dict
-from tests.weights.clipreid_checkpoints import Spec, clipreid_state_dict as generated, reference_descriptor
+from tests.weights.clipreid_checkpoints import Spec, reference_descriptor
+from tests.weights.clipreid_checkpoints import clipreid_state_dict as generated
 
 ROOT = Path(__file__).resolve().parents[2]
 VIT_MEAN, RN50_MEAN = (0.5, 0.5, 0.5), (0.485, 0.456, 0.406)

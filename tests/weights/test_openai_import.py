@@ -16,7 +16,7 @@ from torch import nn
 from reid.import_weights import WeightsImportError, import_openai
 from reid.models.clip_loader import load_clip
 from reid.models.rn50 import open_clip_module
-from reid.models.tokenizer import clip_tokenizer, tokenize
+from reid.models.tokenizer import tokenize
 from reid.weights.openai_files import read_openai_file
 
 TEXTS = ["A photo of a X X X X person.", "A photo of a X X X X vehicle.", "a person in a red jacket"]
@@ -35,7 +35,10 @@ def _random_openai_vit(seed: int = 0) -> nn.Module:
     with torch.no_grad():
         for name, t in clip.named_parameters():
             scale = t[0].numel() ** -0.5 if t.dim() > 1 else 0.1
-            t.copy_((1.0 if name.endswith(("ln_1.weight", "ln_2.weight")) else 0.0) + torch.randn(t.shape, generator=g) * scale)
+            t.copy_(
+                (1.0 if name.endswith(("ln_1.weight", "ln_2.weight")) else 0.0)
+                + torch.randn(t.shape, generator=g) * scale
+            )
         clip.logit_scale.fill_(4.0)
     return clip.eval()
 

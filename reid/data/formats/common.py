@@ -1,4 +1,4 @@
-"""Helpers every on-disk format shares: layout checks, list files, relabelling.
+"""Helpers every on-disk format shares: layout checks, list files, relabelling (image listing: reid.data.images).
 
 Kept apart from the format modules so that each format file only states its
 own facts (folder names, regexes) and every format fails the same way: with a
@@ -13,10 +13,6 @@ from pathlib import Path
 
 from reid.data.errors import DatasetError
 from reid.data.records import ImageRecord
-
-# Only these suffixes count as images; anything else in a split folder
-# (Thumbs.db, .DS_Store, readme files) is ignored.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 
 # How many offending names an error or warning lists before summarising.
 MAX_NAMES_SHOWN = 5
@@ -48,17 +44,6 @@ def require_file(path: Path, official_name: str, layout: str) -> Path:
     if not path.is_file():
         raise _missing("file", path, official_name, layout)
     return path
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name for a stable order."""
-    with os.scandir(folder) as entries:
-        found = [
-            Path(e.path)
-            for e in entries
-            if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES
-        ]
-    return sorted(found, key=lambda p: p.name)
 
 
 def read_list_file(path: Path, num_fields: int) -> list[tuple[int, list[str]]]:

@@ -44,8 +44,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from reid.data.errors import DatasetError
-from reid.data.formats.common import MAX_NAMES_SHOWN, list_images
+from reid.data.formats.common import MAX_NAMES_SHOWN
 from reid.data.image_check import image_problem
+from reid.data.images import list_images
 from reid.data.records import ImageRecord, ReIDDataset
 from reid.data.registry import register_dataset
 
@@ -66,7 +67,9 @@ _NO_CAMERA_NOTE = f"query images get camera '{NO_CAMERA_QUERY}', all others '{NO
 MAX_ERRORS_SHOWN = 10
 
 W_SINGLE_IMAGE = "training identities with a single image (no positive pair for the triplet loss)"
-W_QUERY_NOT_IN_GALLERY = "query identities absent from the gallery (their queries cannot be matched and are left out of the scores)"
+W_QUERY_NOT_IN_GALLERY = (
+    "query identities absent from the gallery (their queries cannot be matched and are left out of the scores)"
+)
 W_SAME_CAMERA_ONLY = (
     "query images whose identity is in the gallery only under the query's own camera "
     "(the same-camera filter removes those matches, so these queries are left out of the scores)"
@@ -251,7 +254,9 @@ def read_manifest(manifest: Path) -> list[Entry]:
                     extra={c: row[c] for c in extra_columns},
                 )
             )
-    errors += _partial_column_errors(entries, "camid", manifest) + _partial_column_errors(entries, VIEW_COLUMN, manifest)
+    errors += _partial_column_errors(entries, "camid", manifest) + _partial_column_errors(
+        entries, VIEW_COLUMN, manifest
+    )
     if errors:
         shown = "\n  ".join(errors[:MAX_ERRORS_SHOWN])
         more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
@@ -319,7 +324,11 @@ def scan_tree(root: Path, camera_pattern: str | None) -> tuple[list[Entry], str 
             raise DatasetError(f"{split} split is empty: no images in '{split_dir}/<identity>/'")
     cameras = camera_labels([e.path for e in entries], camera_pattern)
     if cameras is None:
-        why = "camera_pattern is null" if camera_pattern is None else f"camera_pattern '{camera_pattern}' matches no file name"
+        why = (
+            "camera_pattern is null"
+            if camera_pattern is None
+            else f"camera_pattern '{camera_pattern}' matches no file name"
+        )
         note = f"{why}: no camera information ({_NO_CAMERA_NOTE})"
         return [e._replace(camid=no_camera_label(e.split)) for e in entries], note
     return [e._replace(camid=c) for e, c in zip(entries, cameras)], None
@@ -365,7 +374,9 @@ def _require_manifest_splits(entries: Sequence[Entry], manifest: Path) -> None:
             raise DatasetError(f"{split} split is empty: no row of '{manifest}' has split '{split}'")
 
 
-def read_folder(root: Path, manifest: str | os.PathLike[str] | None, camera_pattern: str | None) -> tuple[list[Entry], dict]:
+def read_folder(
+    root: Path, manifest: str | os.PathLike[str] | None, camera_pattern: str | None
+) -> tuple[list[Entry], dict]:
     """Entries and base meta from the manifest if there is one, else from the tree."""
     path = find_manifest(root, manifest)
     meta: dict = {"official_name": OFFICIAL_NAME, "dataset_dir": str(root)}
@@ -417,10 +428,13 @@ def load_folder(
     print(report.format(), flush=True)
     if report.fatal:
         shown = "\n  - ".join(report.fatal[:MAX_ERRORS_SHOWN])
-        more = f"\n  ... and {len(report.fatal) - MAX_ERRORS_SHOWN} more" if len(report.fatal) > MAX_ERRORS_SHOWN else ""
+        more = (
+            f"\n  ... and {len(report.fatal) - MAX_ERRORS_SHOWN} more" if len(report.fatal) > MAX_ERRORS_SHOWN else ""
+        )
         hint = "\nPass skip_corrupt=true to drop unreadable images." if report.unreadable and not skip_corrupt else ""
         raise DatasetError(
-            f"{OFFICIAL_NAME} '{root}' failed validation with {len(report.fatal)} fatal problem(s):\n  - {shown}{more}{hint}"
+            f"{OFFICIAL_NAME} '{root}' failed validation with {len(report.fatal)} fatal problem(s):\n  - "
+            f"{shown}{more}{hint}"
         )
     return ds
 
@@ -555,7 +569,11 @@ def validate_folder_dataset(
     warn(W_QUERY_NOT_IN_GALLERY, names(query_ids - set(gallery_cams)))
     warn(
         W_SAME_CAMERA_ONLY,
-        [f"{Path(r.path).name} ({name(r.pid)})" for r in ds.query if r.pid in gallery_cams and gallery_cams[r.pid] <= {r.camid}],
+        [
+            f"{Path(r.path).name} ({name(r.pid)})"
+            for r in ds.query
+            if r.pid in gallery_cams and gallery_cams[r.pid] <= {r.camid}
+        ],
     )
     warn(W_TRAIN_TEST_OVERLAP, names(set(train_counts) & (query_ids | set(gallery_cams))))
     warn(W_DUPLICATES, [_where(ds, p) for p, n in occurrences.items() if n > 1])

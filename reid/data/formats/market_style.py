@@ -13,12 +13,12 @@ from pathlib import Path
 
 from reid.data.errors import DatasetError
 from reid.data.formats.common import (
-    list_images,
     relabel_train,
     render_layout,
     require_dir,
     require_nonempty,
 )
+from reid.data.images import list_images
 from reid.data.records import ImageRecord, ReIDDataset
 
 logger = logging.getLogger(__name__)

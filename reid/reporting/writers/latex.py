@@ -27,7 +27,12 @@ def _row(cells: list[str]) -> str:
 
 def summary_table(report: Report) -> list[str]:
     cols = "l" + ("l" if report.named else "") + "r" + "r" * len(report.metrics)
-    head = ["Arm", *(["Settings"] if report.named else []), "$n$", *(escape(fmt.metric_title(m)) for m in report.metrics)]
+    head = [
+        "Arm",
+        *(["Settings"] if report.named else []),
+        "$n$",
+        *(escape(fmt.metric_title(m)) for m in report.metrics),
+    ]
     lines = [
         r"\begin{table}[t]", r"  \centering",
         rf"  \caption{{Mean $\pm$ sample standard deviation over seeds{escape(fmt.unit_phrase(report.metrics))}.}}",
@@ -43,7 +48,14 @@ def summary_table(report: Report) -> list[str]:
 
 def comparison_table(report: Report) -> list[str]:
     level = escape(fmt.percent(report.confidence))
-    head = ["Arm", "Metric", "pairs", r"$\Delta$ mean", f"{level} CI (t)", *([f"{level} CI (bootstrap)"] if report.bootstrap else [])]
+    head = [
+        "Arm",
+        "Metric",
+        "pairs",
+        r"$\Delta$ mean",
+        f"{level} CI (t)",
+        *([f"{level} CI (bootstrap)"] if report.bootstrap else []),
+    ]
     lines = [
         r"\begin{table}[t]", r"  \centering",
         rf"  \caption{{Paired differences against {escape(report.baseline)} (arm $-$ baseline over shared seeds).}}",

@@ -14,11 +14,22 @@ def _row(cells: list[object]) -> str:
 
 
 def summary_table(report: Report) -> list[str]:
-    head = ["Arm", *(["Settings"] if report.named else []), "n", "seeds", *(fmt.metric_title(m) for m in report.metrics)]
+    head = [
+        "Arm",
+        *(["Settings"] if report.named else []),
+        "n",
+        "seeds",
+        *(fmt.metric_title(m) for m in report.metrics),
+    ]
     align = ["---", *(["---"] if report.named else []), "---:", "---", *("---:" for _ in report.metrics)]
     lines = [_row(head), "|" + "|".join(align) + "|"]
     for a in report.arms:
-        cells: list[object] = [a.label, *([a.arm.settings_label or "–"] if report.named else []), a.n, ", ".join(a.arm.seeds)]
+        cells: list[object] = [
+            a.label,
+            *([a.arm.settings_label or "–"] if report.named else []),
+            a.n,
+            ", ".join(a.arm.seeds),
+        ]
         for m in report.metrics:
             stats = a.metrics[m]
             text = fmt.mean_std(m, stats)
@@ -72,7 +83,9 @@ def render_markdown(report: Report) -> str:
         lines += ["", _row(["Optuna study", "complete trials", "best value", "best trial", "best parameters"]),
                   "|---|---:|---:|---:|---|"]
         for s in report.studies:
-            params = ", ".join(f"`{k}={v:.4g}`" if isinstance(v, float) else f"`{k}={v}`" for k, v in s.best_params.items())
+            params = ", ".join(
+                f"`{k}={v:.4g}`" if isinstance(v, float) else f"`{k}={v}`" for k, v in s.best_params.items()
+            )
             best = fmt.DASH if s.best_value is None else fmt.number("mAP", s.best_value)
             lines.append(_row([s.study, fmt.DASH if s.trials_complete is None else s.trials_complete, best,
                                s.best_trial or fmt.DASH, params or fmt.DASH]))
