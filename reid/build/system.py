@@ -35,10 +35,12 @@ def _vit(cfg: DictConfig, num_cams: int, num_views: int, architecture_only: bool
     if architecture_only:
         clip = load_clip(None, to_plain(b.config), attn_implementation=b.attn_implementation)
     elif b.get("pretrain") is not None:  # an embedded backbone we can make ourselves (the tiny synthetic CLIP)
-        from reid.pretrain import ensure_pretrained
+        from reid.engine.caption_pretraining import ensure_pretrained
+        from reid.build.pretrain_recipe import recipe_from_config
 
         weights = ensure_pretrained(
-            b, resolve_device(cfg.device), progress=bool(cfg.progress), max_steps=int(cfg.limits.pretrain_steps or 0)
+            recipe_from_config(b), b.pretrained, b.pretrain.world_root, resolve_device(cfg.device),
+            progress=bool(cfg.progress), max_steps=int(cfg.limits.pretrain_steps or 0),
         )
         clip = load_clip(str(weights), attn_implementation=b.attn_implementation)
     else:

@@ -5,8 +5,8 @@ synthetic world (``reid.data.synthetic``) paired with their identity's attribute
 (weights + tokenizer) so the folder loads through the same path as ``openai/clip-vit-base-patch16``. The result is
 cached by recipe: a folder whose ``pretrain_recipe.json`` matches is returned at once.
 
-Plain values only (a :class:`CaptionPretrainRecipe`); ``reid.pretrain.recipe_from_config`` makes one from the
-backbone config.
+Plain values only (a :class:`CaptionPretrainRecipe`); ``reid.build.pretrain_recipe.recipe_from_config`` makes one
+from the backbone config.
 """
 from __future__ import annotations
 

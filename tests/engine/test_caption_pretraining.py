@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from reid.build.pretrain_recipe import recipe_from_config
 from reid.engine.caption_pretraining import RECIPE_FILE, CaptionPretrainRecipe, ensure_pretrained, is_cached
-from reid.pretrain import CONFIG_DIR, recipe_from_config
+from reid.pretrain import CONFIG_DIR
 
 TINY_CLIP = {
     "projection_dim": 96,
