@@ -434,7 +434,8 @@ def test_hydra_config_feeds_the_loader(tmp_path, trees):
         missing = compose("train", overrides=["dataset=folder"])
     assert cfg.dataset.kind == "person" and list(cfg.dataset.size) == [256, 128]
     options = OmegaConf.to_container(cfg.dataset.options, resolve=True)
-    assert options == {"manifest": None, "camera_pattern": "^(north|south)_", "validate": True, "skip_corrupt": False}
+    assert options == {"manifest": None, "camera_pattern": "^(north|south)_", "validate": True, "skip_corrupt": False,
+                       "val_fraction": 0.0, "val_seed": 0}
     ds = load_dataset(cfg.dataset.name, cfg.dataset.root, **options)
     assert ds.meta["label_maps"]["camid"] == {"north": 0, "south": 1}
     defaults = OmegaConf.load(PROJECT / "conf" / "dataset" / "folder.yaml")
