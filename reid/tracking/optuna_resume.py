@@ -19,8 +19,9 @@ only the loop:
   launcher, and runs as ``hydra.job.num = trial number``, so output folders never collide across resumes.
 
 Use it with ``override /hydra/sweeper: optuna`` plus ``hydra.sweeper._target_:`` this class (conf/hparams_search/*).
-Hydra instantiates only registered plugin classes; :func:`register_sweeper` registers it, and the project's sweep
-callback (reid/tracking/sweep_callback.py, on for every multirun) calls it before Hydra builds the sweeper.
+Hydra instantiates only registered plugin classes; it finds this one through its plugin discovery (the
+``hydra.plugins`` entry point in pyproject.toml), and :func:`register_sweeper` registers it by hand for code that builds a sweeper
+outside a Hydra app (tests).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
 from reid.tracking import OPTUNA_STUDY_ENV, OPTUNA_TRIAL_ENV
-from reid.tracking.sweep_callback import machine_id, process_alive
+from reid.tracking.host import machine_id, process_alive
 
 log = logging.getLogger(__name__)
 

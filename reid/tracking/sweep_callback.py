@@ -38,6 +38,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from reid.tracking import OPTUNA_STUDY_ENV, OPTUNA_TRIAL_ENV, PARENT_RUN_ENV
+from reid.tracking.host import machine_id, process_alive
 from reid.tracking.run_info import git_commit, search_all_runs
 
 log = logging.getLogger(__name__)
@@ -51,30 +52,6 @@ OVERRIDE_PREFIX = "override."
 SWEPT_KEYS_ENV = "REID_SWEPT_KEYS"  # JSON list of the keys a basic multirun varies, for the children's run names
 PARENT_FILTER = "tags.mlflow.parentRunId = '{}'"
 _STOCK_OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
-
-
-def machine_id() -> str:
-    """This host's name plus, on Linux, its PID namespace: a recorded pid is only checked where it means something.
-
-    Containers that share a hostname (host networking) have their own pid namespaces; without it a sweep in one
-    would take the other's live trials for orphans.
-    """
-    host = socket.gethostname()
-    try:
-        return f"{host}/pidns-{os.stat('/proc/self/ns/pid').st_ino}"
-    except OSError:
-        return host
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (a zombie counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
 
 
 def parse_override(line: str) -> tuple[str, str]:
@@ -153,9 +130,6 @@ class MlflowSweepCallback(Callback):
 
     # ------------------------------------------------------------------ sweeping process
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from reid.tracking.optuna_resume import register_sweeper
-
-        register_sweeper()
         if OmegaConf.select(config, "logger.kind") != "mlflow":
             return
         from reid.tracking.mlflow_tracker import MlflowTracker
