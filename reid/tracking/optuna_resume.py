@@ -20,8 +20,8 @@ only the loop:
 
 Use it with ``override /hydra/sweeper: optuna`` plus ``hydra.sweeper._target_:`` this class (conf/hparams_search/*).
 Hydra instantiates only registered plugin classes; it finds this one through its plugin discovery (the
-``hydra.plugins`` entry point in pyproject.toml), and :func:`register_sweeper` registers it by hand for code that builds a sweeper
-outside a Hydra app (tests).
+``hydra.plugins`` entry point in pyproject.toml), and :func:`register_sweeper` registers it by hand for code that
+builds a sweeper outside a Hydra app (tests).
 """
 from __future__ import annotations
 
