@@ -453,7 +453,10 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> EvaluationReport
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
-    return evaluate(cfg, HydraConfig.get().overrides.task).metrics["mAP"]
+    from reid.errors import exit_on_user_error
+
+    with exit_on_user_error(bool(cfg.get("traceback", False))):
+        return evaluate(cfg, HydraConfig.get().overrides.task).metrics["mAP"]
 
 
 if __name__ == "__main__":

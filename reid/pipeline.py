@@ -19,11 +19,11 @@ from reid.build import (
 from reid.config import ineffective_settings, validate_config
 from reid.data import summary_metrics
 from reid.data.formats.folder import write_label_maps
-from reid.engine.checkpoint import Checkpointer, latest_checkpoint, write_json
+from reid.engine.checkpoint import Checkpointer, write_json
+from reid.engine.resume import resolve_resume
 from reid.engine.determinism import seed_everything
 from reid.engine.distributed import DistContext, broadcast_module_state, cleanup, init_distributed
-from reid.engine.evaluator import EvalResult
-from reid.engine.run_evaluation import RunEvaluation, camera_diagnostics
+from reid.engine.run_evaluation import RunEvaluation, camera_diagnostics, log_result_plots
 from reid.engine.run_evaluation import format_metrics as _format
 from reid.engine.faults import Preempted
 from reid.engine.init_weights import covers_pretrained, load_initial_weights, read_source
@@ -33,46 +33,13 @@ from reid.methods import method_class
 from reid.tracking import OPTUNA_TRIAL_ENV, PARENT_RUN_ENV, build_tracker, flatten_config
 from reid.tracking.base import NullTracker, Tracker
 from reid.tracking.run_info import git_commit
+from reid.tracking.run_log import RunLog, where_lines
 
 FINAL_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
 
 
-def find_resume_checkpoint(resume: Any, run_dir: Path) -> Path | None:
-    """Resolve the ``resume`` setting to a checkpoint file (or None to start fresh)."""
-    if resume in (False, None, "false", "never"):
-        return None
-    if resume in (True, "auto", "true"):
-        found = latest_checkpoint(run_dir / "checkpoints")
-        if resume in (True, "true") and found is None:
-            raise FileNotFoundError(f"resume=true but {run_dir / 'checkpoints'} holds no checkpoint")
-        return found
-    path = Path(str(resume)).expanduser()
-    if path.is_dir():
-        found = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
-        if found is None:
-            raise FileNotFoundError(f"resume={path}: no ckpt_*.pt in {path} or {path / 'checkpoints'}")
-        return found
-    if not path.is_file():
-        raise FileNotFoundError(f"resume={path}: no such checkpoint file or run folder")
-    return path
-
-
 def format_metrics(metrics: dict[str, float], title: str) -> str:
     return _format(metrics, title, FINAL_METRICS)
-
-
-def _resume_checkpoint(resume: Any, run_dir: Path, dist: DistContext) -> Path | None:
-    """Rank 0 resolves ``resume`` and every rank gets its answer (the same file, or the same error)."""
-    found, error = None, None
-    if dist.is_main:
-        try:
-            found = find_resume_checkpoint(resume, run_dir)
-        except (FileNotFoundError, OSError) as err:
-            error = err
-    found, error = dist.broadcast_object((found, error))
-    if error is not None:
-        raise error
-    return found
 
 
 def train(cfg: DictConfig) -> float:
@@ -100,8 +67,15 @@ def _job(cfg: DictConfig, dist: DistContext) -> float:
     run_dir = Path(dist.broadcast_object(str(cfg.paths.output_dir)))
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
-    resume_from = _resume_checkpoint(cfg.resume, run_dir, dist)
-    resume_state = Checkpointer.load(resume_from) if resume_from else None  # every rank reads the same file
+    config = OmegaConf.to_container(cfg, resolve=False)
+    resume_from, resume_state, run_dir = resolve_resume(cfg.resume, run_dir, config, dist)  # auto: maybe an earlier folder
+    if resume_from is not None and run_dir != Path(str(cfg.paths.output_dir)):
+        _say(dist, f"[resume] continuing the unfinished run {run_dir} (same config); resume=false starts afresh")
+    with RunLog(run_dir / "run.log", enabled=dist.is_main) as log:  # stdout and stderr, kept with the run
+        return _tracked(cfg, dist, run_dir, resume_from, resume_state, log)
+
+
+def _tracked(cfg, dist: DistContext, run_dir: Path, resume_from, resume_state, log: RunLog) -> float:
     logger = {k: v for k, v in to_plain(cfg.logger).items() if k in ("tracking_uri", "experiment_name")}
     tracker = build_tracker(cfg.logger.kind, **logger) if dist.is_main else NullTracker()  # rank 0 logs
     tags = {
@@ -118,8 +92,9 @@ def _job(cfg: DictConfig, dist: DistContext) -> float:
         _say(dist, f"WARNING: {note}")
     if notes:  # on the run too, where a sweep's results are compared
         tags["config_warnings"] = " | ".join(notes)
+    ssl = f"+{cfg.ssl.name}" if cfg.ssl.name != "none" else ""
     run_id = tracker.start(
-        cfg.logger.get("run_name") or f"{cfg.method.name}-{cfg.dataset.name}-{cfg.backbone.name}", tags,
+        cfg.logger.get("run_name") or f"{cfg.dataset.name} {cfg.method.name}{ssl} {cfg.backbone.name}", tags,
         run_id=(resume_state or {}).get("mlflow_run_id"), parent_run_id=os.environ.get(PARENT_RUN_ENV),
     )
     status = "FAILED"
@@ -128,11 +103,21 @@ def _job(cfg: DictConfig, dist: DistContext) -> float:
         tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
         final = _train(cfg, dist, run_dir, tracker, run_id, resume_from, resume_state)
         status = "FINISHED"
+        for line in where_lines(run_dir, run_id, logger.get("tracking_uri"), getattr(tracker, "experiment_id", None)):
+            _say(dist, line)
         return final
-    except (KeyboardInterrupt, Preempted):
+    except (KeyboardInterrupt, Preempted) as stop:
         status = "KILLED"
+        stop.run_dir = run_dir  # the entry point prints the command that continues it
+        raise
+    except Exception as err:  # the reason goes with the failed run, where its metrics are compared
+        tracker.set_tags({"failure": str(err).splitlines()[0][:5000] if str(err) else type(err).__name__})
+        tracker.log_text(f"{type(err).__name__}: {err}\n", "failure.txt")
         raise
     finally:
+        log.flush()
+        if dist.is_main and log.path.is_file():
+            tracker.log_artifact(log.path)
         tracker.end(status)
 
 
@@ -144,10 +129,10 @@ def _train(cfg, dist: DistContext, run_dir: Path, tracker: Tracker, run_id, resu
         ds = build_dataset(cfg)  # the registry logs the summary table
     if "label_maps" in ds.meta and dist.is_main:  # a user's own data: keep the string <-> integer label maps
         tracker.log_artifact(write_label_maps(ds, run_dir / "label_maps.json"))
-    tracker.log_metrics({k: float(v) for k, v in summary_metrics(ds).items()})
+    # dataset counts are facts about the run, not curves: params (the metric views stay for metrics)
+    tracker.log_params({**summary_metrics(ds), "data.skipped_corrupt": int(ds.meta.get("skipped_corrupt", 0))})
     if ds.meta.get("skipped_corrupt"):  # skip_corrupt=true dropped unreadable images: say how many
         print(f"[data] skipped {ds.meta['skipped_corrupt']} corrupt image(s)", flush=True)
-    tracker.log_metrics({"data.skipped_corrupt": float(ds.meta.get("skipped_corrupt", 0))})
     check_batches_fit(cfg, stages, method.stages, ds.num_train_pids)
     test = limit_test_set(ds, int(cfg.limits.eval_images))
     init = read_source(cfg.init_from) if cfg.get("init_from") and resume_state is None else None
@@ -210,7 +195,7 @@ def _train(cfg, dist: DistContext, run_dir: Path, tracker: Tracker, run_id, resu
         write_json(run_dir / "metrics.json", {"method": str(cfg.method.name), "dataset": str(cfg.dataset.name),
                                                "mlflow_run_id": run_id, "metrics": metrics})
     if cfg.eval.plots and dist.is_main:
-        _log_plots(cfg, tracker, result, test, run_dir)
+        log_result_plots(tracker, result, test.query, test.gallery, run_dir / "plots", int(cfg.eval.ranked_list_queries))
     _say(dist, format_metrics(metrics, f"final ({cfg.method.name} on {cfg.dataset.name})"))
     objective = str(cfg.get("objective") or "mAP")
     if objective not in metrics:
@@ -218,21 +203,3 @@ def _train(cfg, dist: DistContext, run_dir: Path, tracker: Tracker, run_id, resu
     if dist.distributed:
         print(f"[rank {dist.rank}/{dist.world_size}] final {objective}={float(metrics[objective]):.10f}", flush=True)
     return float(metrics[objective])
-
-
-def _log_plots(cfg, tracker: Tracker, result: EvalResult, test, run_dir: Path) -> None:
-    from reid.evaluation.plots import plot_cmc, ranked_list_figure
-
-    plots = run_dir / "plots"
-    plots.mkdir(exist_ok=True)
-    plot_cmc(result.cmc, plots / "cmc.png")
-    tracker.log_artifact(plots / "cmc.png", "plots")
-    ranked = plots / "ranked_list.png"
-    ranked_list_figure(
-        [r.path for r in test.query], [r.path for r in test.gallery], result.distmat,
-        [r.pid for r in test.query], [r.pid for r in test.gallery],
-        [r.camid for r in test.query], [r.camid for r in test.gallery],
-        ranked, topk=10, num_queries=int(cfg.eval.ranked_list_queries),
-    )
-    tracker.log_artifact(ranked, "plots")
-

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from reid.build.common import resolve_device
 from reid.build.pretrain_recipe import recipe_from_config
 from reid.engine.caption_pretraining import ensure_pretrained
+from reid.errors import exit_on_user_error
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -22,10 +23,11 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 @hydra.main(config_path=CONFIG_DIR, config_name="pretrain")
 def main(cfg: DictConfig) -> None:
     b = cfg.backbone
-    ensure_pretrained(
-        recipe_from_config(b), Path(b.pretrained), Path(b.pretrain.world_root), resolve_device(cfg.device),
-        progress=bool(cfg.progress), force=bool(cfg.force),
-    )
+    with exit_on_user_error(bool(cfg.get("traceback", False))):
+        ensure_pretrained(
+            recipe_from_config(b), Path(b.pretrained), Path(b.pretrain.world_root), resolve_device(cfg.device),
+            progress=bool(cfg.progress), force=bool(cfg.force),
+        )
 
 
 if __name__ == "__main__":

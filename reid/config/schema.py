@@ -236,6 +236,7 @@ class Train:
     num_workers: int = rule(0)
     pin_memory: Any = "auto"  # "auto" | bool
     progress: bool = True
+    traceback: bool = False  # a user error prints one line; true (debug=true) prints the full traceback
     speed: Speed = field(default_factory=Speed)
     augment: Augment = field(default_factory=Augment)
     resume: Any = "auto"  # auto | true | false | <checkpoint file or run folder>

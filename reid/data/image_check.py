@@ -73,7 +73,8 @@ def verify_dataset_images(
     if not skip_corrupt:
         raise DatasetError(
             f"{ds.name}: {len(problems)} corrupt or unreadable image(s): {listed}. "
-            "Fix or remove them, or pass skip_corrupt=True to drop them."
+            "Fix or remove them, or drop them with dataset.options.skip_corrupt=true "
+            "(load_dataset(..., skip_corrupt=True))."
         )
     logger.warning("%s: skipping %d corrupt image(s): %s", ds.name, len(problems), listed)
     splits = {}

@@ -14,6 +14,7 @@ uint8 and are augmented afterwards, batched, by :class:`TrainAugment` /
 from __future__ import annotations
 
 import random
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -53,14 +54,35 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
 
 
 def seed_worker(worker_id: int) -> None:
-    """Seed ``random`` and NumPy in a worker from torch's per-worker seed (itself derived from the loader seed).
+    """Set a worker up: it ignores SIGTERM, and seeds ``random`` and NumPy from torch's per-worker seed.
 
-    Decoding draws no random numbers today; this keeps any future per-worker
-    randomness reproducible and different across workers.
+    SLURM and Kubernetes send SIGTERM to every process of the job: a worker that died of it would make the main
+    process fail ("DataLoader worker is killed") before it could write its mid-epoch checkpoint. The main process
+    stops its workers itself when it exits (:func:`stop_workers`). Decoding draws no random numbers today; the seeding keeps any future
+    per-worker randomness reproducible and different across workers.
     """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
+
+
+def stop_workers() -> int:
+    """Kill the worker processes this process still has (SIGKILL; they ignore SIGTERM); returns how many.
+
+    The entry points call it on the way out. The persistent training loaders keep their workers until they are
+    garbage-collected; when the job ends by an exception they are still referenced from its traceback, and at
+    interpreter exit multiprocessing would stop them with SIGTERM, which they ignore, and wait for them forever.
+    Anything worth keeping (the checkpoint, the MLflow run) is written by then.
+    """
+    import multiprocessing
+
+    children = multiprocessing.active_children()
+    for child in children:
+        child.kill()
+    for child in children:
+        child.join()
+    return len(children)
 
 
 def _loader_kwargs(num_workers: int, pin_memory: bool, prefetch_factor: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ never looks at the test set.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -82,3 +83,19 @@ class RunEvaluation:
             self.last_test = self.test()
         best_val = {self.select_best: self.best["score"]} if self.best["score"] is not None else {}
         return self.last_test, {**self.last_test.metrics, **self.last_val, **best_val}
+
+
+def log_result_plots(tracker: Tracker, result: EvalResult, query, gallery, plots: Path, num_queries: int) -> None:
+    """The CMC curve and a ranked-list sheet of the final test evaluation, in the run folder and on the run."""
+    from reid.evaluation.plots import plot_cmc, ranked_list_figure
+
+    plots.mkdir(parents=True, exist_ok=True)
+    plot_cmc(result.cmc, plots / "cmc.png")
+    tracker.log_artifact(plots / "cmc.png", "plots")
+    ranked = plots / "ranked_list.png"
+    ranked_list_figure(
+        [r.path for r in query], [r.path for r in gallery], result.distmat,
+        [r.pid for r in query], [r.pid for r in gallery], [r.camid for r in query], [r.camid for r in gallery],
+        ranked, topk=10, num_queries=num_queries,
+    )
+    tracker.log_artifact(ranked, "plots")

@@ -17,6 +17,9 @@ TRUE_COLOR = (0, 170, 0)
 FALSE_COLOR = (220, 0, 0)
 QUERY_COLOR = (40, 40, 40)
 BACKGROUND = (255, 255, 255)
+TEXT_COLOR = (0, 0, 0)
+LEGEND_HEIGHT = 16  # band above the grid: what the frame colours mean
+CAPTION_HEIGHT = 24  # band under each row: two short lines per cell
 
 
 def plot_cmc(cmc: Any, path: str | Path, title: str | None = None) -> Path:
@@ -66,6 +69,32 @@ def _cell(path: str | Path, size: tuple[int, int], color: tuple[int, int, int], 
     return framed
 
 
+def query_caption(pid: int, cam: int) -> tuple[str, str]:
+    """The two caption lines under a query image (cameras print 1-based, as in the file names)."""
+    return "query", f"id {pid} c{cam + 1}"
+
+
+def gallery_caption(rank: int, pid: int, cam: int, distance: float) -> tuple[str, str]:
+    """The two caption lines under a ranked gallery image: rank and identity, then camera and distance."""
+    return f"#{rank} id {pid}", f"c{cam + 1} d={distance:.3f}"
+
+
+def _draw_caption(draw: Any, font: Any, lines: tuple[str, str], x: int, y: int) -> None:
+    for i, line in enumerate(lines):
+        draw.text((x + 2, y + 1 + i * (CAPTION_HEIGHT // 2)), line, fill=TEXT_COLOR, font=font)
+
+
+def _draw_legend(draw: Any, font: Any, width: int) -> None:
+    x = 2
+    for color, text in ((QUERY_COLOR, "query"), (TRUE_COLOR, "true match"), (FALSE_COLOR, "false match")):
+        draw.rectangle((x, 3, x + 9, 12), fill=color)
+        draw.text((x + 13, 2), text, fill=TEXT_COLOR, font=font)
+        x += 13 + int(draw.textlength(text, font=font)) + 10
+    note = "same id + camera left out; d = distance"
+    if x + draw.textlength(note, font=font) < width:
+        draw.text((x, 2), note, fill=TEXT_COLOR, font=font)
+
+
 def ranked_list_figure(
     query_paths: Sequence[str | Path],
     gallery_paths: Sequence[str | Path],
@@ -84,10 +113,11 @@ def ranked_list_figure(
     """Grid PNG: one row per query, the query image then its top-k gallery images.
 
     Same-pid-same-camera gallery items are left out as in the evaluation protocol;
-    true matches are framed green, false ones red. Queries are ``query_indices``
-    or ``num_queries`` evenly spaced ones.
+    true matches are framed green, false ones red, as a legend above the grid says.
+    Under each image: its rank and identity, then its camera and distance to the query.
+    Queries are ``query_indices`` or ``num_queries`` evenly spaced ones.
     """
-    from PIL import Image
+    from PIL import Image, ImageDraw, ImageFont
 
     d = _inputs.to_numpy(distmat, "distmat")
     if d.ndim != 2:
@@ -112,16 +142,24 @@ def ranked_list_figure(
 
     width, height = cell_size
     gap = width // 4  # blank column between the query and its ranked list
-    canvas = Image.new("RGB", (width * (topk + 1) + gap, height * chosen.size), BACKGROUND)
+    row_height = height + CAPTION_HEIGHT
+    total_width = width * (topk + 1) + gap
+    canvas = Image.new("RGB", (total_width, LEGEND_HEIGHT + row_height * chosen.size), BACKGROUND)
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
+    _draw_legend(draw, font, total_width)
     for row_idx, qi in enumerate(chosen):
         row = d[qi]
         _inputs.check_finite(row, "distmat")
         top = _ranked_gallery(row, q_pids[qi], q_camids[qi], g_pids, g_camids, topk)
-        y = row_idx * height
+        y = LEGEND_HEIGHT + row_idx * row_height
         canvas.paste(_cell(query_paths[qi], cell_size, QUERY_COLOR, border), (0, y))
+        _draw_caption(draw, font, query_caption(int(q_pids[qi]), int(q_camids[qi])), 0, y + height)
         for col, gi in enumerate(top):
             color = TRUE_COLOR if g_pids[gi] == q_pids[qi] else FALSE_COLOR
-            canvas.paste(_cell(gallery_paths[gi], cell_size, color, border), (width + gap + col * width, y))
+            x = width + gap + col * width
+            canvas.paste(_cell(gallery_paths[gi], cell_size, color, border), (x, y))
+            caption = gallery_caption(col + 1, int(g_pids[gi]), int(g_camids[gi]), float(row[gi]))
+            _draw_caption(draw, font, caption, x, y + height)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out_path, format="PNG")

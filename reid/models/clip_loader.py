@@ -6,6 +6,7 @@ tested on the tiny model is what runs on the real weights.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,10 @@ def load_clip(
     """
     if pretrained:
         where = Path(pretrained).expanduser()
-        looked = [str(where)] if where.exists() or os.sep in pretrained or pretrained.startswith(".") else []
+        # a path, unless it reads as a hub id ("openai/clip-vit-base-patch16": one slash, no folder of that name here)
+        hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", pretrained) is not None and not where.exists()
+        is_path = where.exists() or os.sep in pretrained or pretrained.startswith(".")
+        looked = [str(where)] if is_path and not hub_id else []
         if where.is_file():  # OpenAI's own file (ViT-B-16.pt): converted to HF's layout in memory
             from reid.weights.openai_files import clip_model_from_openai, read_openai_file
 
@@ -60,7 +64,7 @@ def load_clip(
             cache = cache_dir or _hf_cache_dir()
             raise ModelWeightsError(
                 f"CLIP weights '{pretrained}' not found (offline). Looked in: "
-                f"{looked[0] if looked else f'the Hugging Face cache {cache}'}.\n"
+                f"{looked[0] if looked else f'./{pretrained} (no such folder) and the Hugging Face cache {cache}'}.\n"
                 "Provide them by downloading on a connected machine, e.g.\n"
                 f"  huggingface-cli download {pretrained if not looked else 'openai/clip-vit-base-patch16'} "
                 "--local-dir /path/to/clip\n"

@@ -239,7 +239,9 @@ def test_corrupt_image_is_fatal_unless_skipped(tmp_path, trees):
         load_folder(tmp_path)
     message = str(err.value)
     assert f"  - {manifest}:2: unreadable image '{bad}' (" in message
-    assert message.endswith("\nPass skip_corrupt=true to drop unreadable images.")
+    assert message.endswith(
+        "\nDrop unreadable images with dataset.options.skip_corrupt=true (load_dataset(..., skip_corrupt=True))."
+    )
 
 
 def test_skip_corrupt_drops_before_labelling(tmp_path, trees, capsys):

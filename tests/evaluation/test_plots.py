@@ -5,7 +5,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reid.evaluation.plots import FALSE_COLOR, QUERY_COLOR, TRUE_COLOR, plot_cmc, ranked_list_figure
+from reid.evaluation.plots import (
+    BACKGROUND,
+    CAPTION_HEIGHT,
+    FALSE_COLOR,
+    LEGEND_HEIGHT,
+    QUERY_COLOR,
+    TRUE_COLOR,
+    gallery_caption,
+    plot_cmc,
+    query_caption,
+    ranked_list_figure,
+)
 
 
 def _solid(path, color):
@@ -39,15 +50,25 @@ def test_ranked_list_layout_and_colours(tmp_path):
     )
     with Image.open(out) as img:
         img = img.convert("RGB")
-        gap = 40 // 4
-        assert img.size == (40 * 4 + gap, 80)
-        assert img.getpixel((1, 1)) == QUERY_COLOR
-        assert img.getpixel((20, 40)) == (0, 0, 255)  # query image inside its frame
+        gap, top = 40 // 4, LEGEND_HEIGHT
+        assert img.size == (40 * 4 + gap, LEGEND_HEIGHT + 80 + CAPTION_HEIGHT)
+        assert img.getpixel((1, top + 1)) == QUERY_COLOR
+        assert img.getpixel((20, top + 40)) == (0, 0, 255)  # query image inside its frame
         expected = [(TRUE_COLOR, colors[2]), (FALSE_COLOR, colors[3]), (FALSE_COLOR, colors[1])]
         for col, (frame, inner) in enumerate(expected):
             x0 = 40 + gap + col * 40
-            assert img.getpixel((x0 + 1, 1)) == frame
-            assert img.getpixel((x0 + 20, 40)) == inner
+            assert img.getpixel((x0 + 1, top + 1)) == frame
+            assert img.getpixel((x0 + 20, top + 40)) == inner
+            caption = img.crop((x0, top + 80, x0 + 40, top + 80 + CAPTION_HEIGHT))
+            assert caption.getcolors(4096) != [(40 * CAPTION_HEIGHT, BACKGROUND)]  # text drawn under the cell
+        legend = img.crop((0, 0, img.width, LEGEND_HEIGHT))
+        legend_colours = {c for _, c in legend.getcolors(100000)}
+        assert {QUERY_COLOR, TRUE_COLOR, FALSE_COLOR} <= legend_colours  # the legend's three swatches
+
+
+def test_captions_name_rank_identity_camera_and_distance():
+    assert query_caption(12, 2) == ("query", "id 12 c3")
+    assert gallery_caption(1, 7, 0, 0.41249) == ("#1 id 7", "c1 d=0.412")
 
 
 def test_ranked_list_rejects_mismatched_paths(tmp_path):

@@ -5,6 +5,7 @@ handed to ``reid.evaluation.evaluate`` / ``re_ranking``.
 """
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -77,7 +78,7 @@ def test_verify_images_names_the_bad_file_and_why(market: Path, kind: str) -> No
     assert f"{victim} (" in message
     if reason is not None:
         assert reason in message
-    assert "pass skip_corrupt=True to drop them" in message
+    assert "drop them with dataset.options.skip_corrupt=true" in message
     load_dataset("market1501", market)  # without verification the parser alone does not open images
 
 
@@ -111,24 +112,25 @@ def test_training_stops_on_a_corrupt_image_before_building_anything(
     victim = _victim(market, "query", 0)
     _zero_bytes(victim)
     with pytest.raises(DatasetError, match=f"{victim} \\(zero-byte file\\)"):
-        in_process(tmp_path / "run", *_market_job(market, "+dataset.options.verify_images=true"), world=False)
+        in_process(tmp_path / "run", *_market_job(market, "dataset.options.verify_images=true"), world=False)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_training_with_skip_corrupt_reports_the_count(
+def test_the_skip_corrupt_hint_applied_as_written_trains_and_reports_the_count(
     in_process: Callable[..., float], fault_env: FaultEnv, market: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     for split, index in (("bounding_box_train", 0), ("bounding_box_train", 5), ("bounding_box_test", 1)):
         _truncate(_victim(market, split, index))
-    overrides = _market_job(
-        market, "+dataset.options.skip_corrupt=true", "method=baseline", "method.stage2.epochs=1",
-        "limits.steps_per_epoch=1",
-    )
-    in_process(tmp_path / "run", *overrides, experiment="skip-corrupt", world=False)
+    short = ("method=baseline", "method.stage2.epochs=1", "limits.steps_per_epoch=1")
+    with pytest.raises(DatasetError) as err:
+        in_process(tmp_path / "first", *_market_job(market, "dataset.options.verify_images=true", *short), world=False)
+    hint = re.search(r"with (\S+=true) ", str(err.value))
+    assert hint is not None, str(err.value)
+    in_process(tmp_path / "run", *_market_job(market, hint.group(1), *short), experiment="skip-corrupt", world=False)
     assert "[data] skipped 3 corrupt image(s)" in capsys.readouterr().out
     run = fault_env.only_run("skip-corrupt")
-    assert run.info.status == "FINISHED" and run.data.metrics["data.skipped_corrupt"] == 3.0
+    assert run.info.status == "FINISHED" and run.data.params["data.skipped_corrupt"] == "3"
 
 
 def test_wrong_market_layout_names_the_expected_layout(market: Path) -> None:

@@ -262,9 +262,9 @@ def test_command_line_fails_fast_naming_the_key_and_touches_no_data(
          f"paths.model_dir={model_dir}", f"hydra.run.dir={run_dir}", *overrides],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr[-3000:]  # a user error: one message, no traceback
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr, done.stderr[-3000:]
     for message in messages:
         assert message in done.stderr, done.stderr[-3000:]
-    assert "reid.config.validate.ConfigError: " in done.stderr
     assert not data_dir.exists() and not model_dir.exists()  # no world generated, no backbone pretrained
     assert not (run_dir / "checkpoints").exists()

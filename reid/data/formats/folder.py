@@ -431,7 +431,9 @@ def load_folder(
         more = (
             f"\n  ... and {len(report.fatal) - MAX_ERRORS_SHOWN} more" if len(report.fatal) > MAX_ERRORS_SHOWN else ""
         )
-        hint = "\nPass skip_corrupt=true to drop unreadable images." if report.unreadable and not skip_corrupt else ""
+        hint = (
+            "\nDrop unreadable images with dataset.options.skip_corrupt=true (load_dataset(..., skip_corrupt=True))."
+        ) if report.unreadable and not skip_corrupt else ""
         raise DatasetError(
             f"{OFFICIAL_NAME} '{root}' failed validation with {len(report.fatal)} fatal problem(s):\n  - "
             f"{shown}{more}{hint}"
