@@ -58,8 +58,8 @@ def seed_worker(worker_id: int) -> None:
 
     SLURM and Kubernetes send SIGTERM to every process of the job: a worker that died of it would make the main
     process fail ("DataLoader worker is killed") before it could write its mid-epoch checkpoint. The main process
-    stops its workers itself when it exits (:func:`stop_workers`). Decoding draws no random numbers today; the seeding keeps any future
-    per-worker randomness reproducible and different across workers.
+    stops its workers itself when it exits (:func:`stop_workers`). Decoding draws no random numbers today; the
+    seeding keeps any future per-worker randomness reproducible and different across workers.
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
