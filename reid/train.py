@@ -97,5 +97,14 @@ def main(cfg: DictConfig) -> float:
         _stop_data_workers()
 
 
+DEBUG_ALIAS = "debug=true"  # the config group `debug` (debug=fast) cannot take the value true: Hydra reads a bool
+
+
+def expand_aliases(argv: list[str]) -> list[str]:
+    """``debug=true`` on the command line means ``traceback=true``: a user error keeps its full traceback."""
+    return ["traceback=true" if a == DEBUG_ALIAS else a for a in argv]
+
+
 if __name__ == "__main__":
+    sys.argv = expand_aliases(sys.argv)
     main()
