@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no experiment {args.experiment!r} in {args.store}", file=sys.stderr)
         return 2
     runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=50)
-    finished = [r for r in runs if r.info.status == "FINISHED" and "mAP" in r.data.metrics]
+    finished = [r for r in runs if r.info.status == "FINISHED" and "train_time_s" in r.data.metrics]  # training runs
     if len(finished) < 2:
-        print(f"error: need two finished runs with mAP in {args.experiment!r}, found {len(finished)}", file=sys.stderr)
+        print(f"error: need two finished training runs in {args.experiment!r}, found {len(finished)}", file=sys.stderr)
         return 2
     port = _free_port()
     server = subprocess.Popen(
