@@ -15,12 +15,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from reid.build.run_config import CONFIG_FILE, RunLoadError, load_run_config
+from reid.build.run_config import RunLoadError, load_run_config
 from reid.data.records import ImageRecord
 
 log = logging.getLogger(__name__)
@@ -88,7 +87,9 @@ def _locate_mlflow_run(run_id: str, tracking_uri: str) -> RunLocation:
         )
     run_dir = Path(tags["run_dir"])
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"run folder {run_dir} of MLflow run {run_id} does not exist (moved or on another machine?)")
+        raise FileNotFoundError(
+            f"run folder {run_dir} of MLflow run {run_id} does not exist (moved or on another machine?)"
+        )
     return RunLocation(run_dir.resolve(), mlflow_run_id=run_id)
 
 
@@ -203,7 +204,12 @@ def load_weights(system: torch.nn.ModuleDict, state: dict[str, torch.Tensor], ch
         )
     other_missing = [k for k in result.missing_keys if not k.startswith(IMAGE_PREFIX)]
     if other_missing:
-        log.warning("checkpoint %s lacks %d text-side weights (not used for extraction): %s", checkpoint, len(other_missing), other_missing[:5])
+        log.warning(
+            "checkpoint %s lacks %d text-side weights (not used for extraction): %s",
+            checkpoint,
+            len(other_missing),
+            other_missing[:5],
+        )
     return list(result.unexpected_keys) + other_missing
 
 
@@ -299,8 +305,14 @@ class TrainedRun:
         loader = build_test_loader(records, self.input_size, size, workers, pin_memory=self.device.type == "cuda")
         transform = TestTransform(self.config.backbone.pixel_mean, self.config.backbone.pixel_std).to(self.device)
         feats, _, _ = extract_features(
-            self.model, loader, transform, self.device, flip=bool(e.flip if flip is None else flip),
-            use_side_info=use_side, desc=desc, progress=progress,
+            self.model,
+            loader,
+            transform,
+            self.device,
+            flip=bool(e.flip if flip is None else flip),
+            use_side_info=use_side,
+            desc=desc,
+            progress=progress,
         )
         return feats
 

@@ -8,25 +8,30 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from reid.build.training import check_batches_fit
 from reid.build import (
-    build_dataset, build_evaluator, build_system, build_toolkit, check_init_backbone, limit_test_set, to_plain,
+    build_dataset,
+    build_evaluator,
+    build_system,
+    build_toolkit,
+    check_init_backbone,
+    limit_test_set,
+    to_plain,
 )
+from reid.build.training import check_batches_fit
 from reid.config import ineffective_settings, validate_config
 from reid.data import summary_metrics
 from reid.data.formats.folder import write_label_maps
 from reid.engine.checkpoint import Checkpointer, write_json
-from reid.engine.resume import resolve_resume
 from reid.engine.determinism import seed_everything
 from reid.engine.distributed import DistContext, broadcast_module_state, cleanup, init_distributed
-from reid.engine.run_evaluation import RunEvaluation, camera_diagnostics, log_result_plots
-from reid.engine.run_evaluation import format_metrics as _format
 from reid.engine.faults import Preempted
 from reid.engine.init_weights import covers_pretrained, load_initial_weights, read_source
+from reid.engine.resume import resolve_resume
+from reid.engine.run_evaluation import RunEvaluation, camera_diagnostics, log_result_plots
+from reid.engine.run_evaluation import format_metrics as _format
 from reid.engine.speed import apply_speed_settings
 from reid.engine.stage_runner import RunSettings, run_stage
 from reid.methods import method_class
@@ -68,7 +73,8 @@ def _job(cfg: DictConfig, dist: DistContext) -> float:
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(int(cfg.seed), bool(cfg.deterministic))
     config = OmegaConf.to_container(cfg, resolve=False)
-    resume_from, resume_state, run_dir = resolve_resume(cfg.resume, run_dir, config, dist)  # auto: maybe an earlier folder
+    # resume=auto may continue an earlier, unfinished run folder of the same config
+    resume_from, resume_state, run_dir = resolve_resume(cfg.resume, run_dir, config, dist)
     if resume_from is not None and run_dir != Path(str(cfg.paths.output_dir)):
         _say(dist, f"[resume] continuing the unfinished run {run_dir} (same config); resume=false starts afresh")
     with RunLog(run_dir / "run.log", enabled=dist.is_main) as log:  # stdout and stderr, kept with the run
@@ -79,23 +85,31 @@ def _tracked(cfg, dist: DistContext, run_dir: Path, resume_from, resume_state, l
     logger = {k: v for k, v in to_plain(cfg.logger).items() if k in ("tracking_uri", "experiment_name")}
     tracker = build_tracker(cfg.logger.kind, **logger) if dist.is_main else NullTracker()  # rank 0 logs
     tags = {
-        "git_commit": git_commit(cfg.paths.root_dir), "dataset": cfg.dataset.name, "backbone": cfg.backbone.name,
-        "method": cfg.method.name, "ssl": cfg.ssl.name, "run_dir": str(run_dir),
+        "git_commit": git_commit(cfg.paths.root_dir),
+        "dataset": cfg.dataset.name,
+        "backbone": cfg.backbone.name,
+        "method": cfg.method.name,
+        "ssl": cfg.ssl.name,
+        "run_dir": str(run_dir),
     }
     if dist.distributed:
         tags["world_size"] = str(dist.world_size)
     notes = ineffective_settings(cfg)
     if os.environ.get(OPTUNA_TRIAL_ENV) and not str(cfg.objective).startswith("val/"):
-        notes.append(f"this Optuna trial optimises {cfg.objective} of the test split (model selection on test): use "
-                     "objective=val/mAP with dataset.options.val_fraction=0.2, as the hparams_search presets do")
+        notes.append(
+            f"this Optuna trial optimises {cfg.objective} of the test split (model selection on test): use "
+            "objective=val/mAP with dataset.options.val_fraction=0.2, as the hparams_search presets do"
+        )
     for note in notes:
         _say(dist, f"WARNING: {note}")
     if notes:  # on the run too, where a sweep's results are compared
         tags["config_warnings"] = " | ".join(notes)
     ssl = f"+{cfg.ssl.name}" if cfg.ssl.name != "none" else ""
     run_id = tracker.start(
-        cfg.logger.get("run_name") or f"{cfg.dataset.name} {cfg.method.name}{ssl} {cfg.backbone.name}", tags,
-        run_id=(resume_state or {}).get("mlflow_run_id"), parent_run_id=os.environ.get(PARENT_RUN_ENV),
+        cfg.logger.get("run_name") or f"{cfg.dataset.name} {cfg.method.name}{ssl} {cfg.backbone.name}",
+        tags,
+        run_id=(resume_state or {}).get("mlflow_run_id"),
+        parent_run_id=os.environ.get(PARENT_RUN_ENV),
     )
     status = "FAILED"
     try:
@@ -137,7 +151,9 @@ def _train(cfg, dist: DistContext, run_dir: Path, tracker: Tracker, run_id, resu
     test = limit_test_set(ds, int(cfg.limits.eval_images))
     init = read_source(cfg.init_from) if cfg.get("init_from") and resume_state is None else None
     # Every weight comes from init_from when it holds the encoders: build the architecture alone (no CLIP file).
-    arch_only = init is not None and cfg.backbone.get("config") is not None and covers_pretrained(init[1], method.uses_text)
+    arch_only = (
+        init is not None and cfg.backbone.get("config") is not None and covers_pretrained(init[1], method.uses_text)
+    )
     with dist.main_first():  # a self-pretrained backbone (clip_tiny_synthetic) is made once, by rank 0
         system = build_system(
             cfg, ds.num_train_pids, ds.num_cams, ds.num_views, uses_text=method.uses_text, architecture_only=arch_only
@@ -165,16 +181,25 @@ def _train(cfg, dist: DistContext, run_dir: Path, tracker: Tracker, run_id, resu
         _say(dist, format_metrics(untrained.metrics, "untrained model"))
 
     val = build_evaluator(cfg, model, ds.val_query, ds.val_gallery, device, dist) if ds.has_validation else None
-    evals = RunEvaluation(evaluator, val, tracker, lambda t: _say(dist, t), system, FINAL_METRICS,
-                          cfg.eval.get("select_best"))
+    evals = RunEvaluation(
+        evaluator, val, tracker, lambda t: _say(dist, t), system, FINAL_METRICS, cfg.eval.get("select_best")
+    )
 
     kit = build_toolkit(cfg, system, ds.train, device, dist, stages)
     run = RunSettings(
-        system=system, device=device, tracker=tracker, checkpointer=checkpointer,
-        checkpoint_period=int(cfg.checkpoint.period), precision=str(cfg.precision),
-        nonfinite_action=str(cfg.nonfinite.action), nonfinite_max_skips=int(cfg.nonfinite.max_skips),
-        grad_clip=float(cfg.grad_clip), max_steps_per_epoch=int(cfg.limits.steps_per_epoch),
-        progress=bool(cfg.progress) and dist.is_main, verbose=dist.is_main, dist=dist if dist.distributed else None,
+        system=system,
+        device=device,
+        tracker=tracker,
+        checkpointer=checkpointer,
+        checkpoint_period=int(cfg.checkpoint.period),
+        precision=str(cfg.precision),
+        nonfinite_action=str(cfg.nonfinite.action),
+        nonfinite_max_skips=int(cfg.nonfinite.max_skips),
+        grad_clip=float(cfg.grad_clip),
+        max_steps_per_epoch=int(cfg.limits.steps_per_epoch),
+        progress=bool(cfg.progress) and dist.is_main,
+        verbose=dist.is_main,
+        dist=dist if dist.distributed else None,
         state=lambda: {"mlflow_run_id": run_id, "model_spec": model_spec},
     )
     plans = method.plans(kit, stages)
@@ -183,8 +208,13 @@ def _train(cfg, dist: DistContext, run_dir: Path, tracker: Tracker, run_id, resu
     for plan in plans[skip:]:
         stage = plan.build()
         period = int(cfg.eval.val_period) if val is not None and method.stages[plan.name] == "image" else None
-        run_stage(stage, run, resume_state if plan.name == resumed_stage else None,
-                  lambda e, s=stage.name: evals.periodic(s, e), eval_period=period)
+        run_stage(
+            stage,
+            run,
+            resume_state if plan.name == resumed_stage else None,
+            lambda e, s=stage.name: evals.periodic(s, e),
+            eval_period=period,
+        )
     result, metrics = evals.final(stages[-1], kit.settings[stages[-1]].epochs)
     tracker.log_metrics({k: metrics[k] for k in FINAL_METRICS if k in metrics})
     if cfg.eval.get("diagnostics") and dist.is_main:
@@ -192,10 +222,19 @@ def _train(cfg, dist: DistContext, run_dir: Path, tracker: Tracker, run_id, resu
         tracker.log_metrics({k: v for k, v in metrics.items() if k.startswith("diag/")})
     tracker.log_metrics({"train_time_s": time.perf_counter() - started})
     if dist.is_main:  # the run folder says how it ended, for scripts and sweeps (the tables interleave on a pipe)
-        write_json(run_dir / "metrics.json", {"method": str(cfg.method.name), "dataset": str(cfg.dataset.name),
-                                               "mlflow_run_id": run_id, "metrics": metrics})
+        write_json(
+            run_dir / "metrics.json",
+            {
+                "method": str(cfg.method.name),
+                "dataset": str(cfg.dataset.name),
+                "mlflow_run_id": run_id,
+                "metrics": metrics,
+            },
+        )
     if cfg.eval.plots and dist.is_main:
-        log_result_plots(tracker, result, test.query, test.gallery, run_dir / "plots", int(cfg.eval.ranked_list_queries))
+        log_result_plots(
+            tracker, result, test.query, test.gallery, run_dir / "plots", int(cfg.eval.ranked_list_queries)
+        )
     _say(dist, format_metrics(metrics, f"final ({cfg.method.name} on {cfg.dataset.name})"))
     objective = str(cfg.get("objective") or "mAP")
     if objective not in metrics:

@@ -57,13 +57,21 @@ def pin_memory(cfg: DictConfig, device: torch.device) -> bool:
     return device.type == "cuda" if cfg.pin_memory == "auto" else bool(cfg.pin_memory)
 
 
-def train_loader_factory(cfg: DictConfig, records: Sequence[ImageRecord], pin: bool, dist: Any) -> Callable[[int, int], Any]:
+def train_loader_factory(
+    cfg: DictConfig, records: Sequence[ImageRecord], pin: bool, dist: Any
+) -> Callable[[int, int], Any]:
     """(batch_size, num_instances) -> the P×K loader over ``records``; under DDP each rank loads its share."""
     size, workers, seed = tuple(cfg.dataset.size), int(cfg.num_workers), int(cfg.seed)
 
     def make(batch_size: int, num_instances: int):
         return build_train_loader(
-            records, size, batch_size, num_instances, workers, seed=seed, pin_memory=pin,
+            records,
+            size,
+            batch_size,
+            num_instances,
+            workers,
+            seed=seed,
+            pin_memory=pin,
             distributed=(dist.world_size, dist.rank) if dist.distributed else None,
         )
 

@@ -8,10 +8,19 @@ from omegaconf import DictConfig
 
 from reid.build.common import to_plain
 
-
 # What fixes the shapes and the computation of the weights init_from copies (pretrained / pretrain only say where
 # weights would come from, which init_from replaces).
-ARCHITECTURE_KEYS = ("arch", "config", "stride", "mid_depth", "last_stride", "sie", "neck_feat", "pixel_mean", "pixel_std")
+ARCHITECTURE_KEYS = (
+    "arch",
+    "config",
+    "stride",
+    "mid_depth",
+    "last_stride",
+    "sie",
+    "neck_feat",
+    "pixel_mean",
+    "pixel_std",
+)
 
 
 def _dotted(node: Any, prefix: str) -> dict[str, Any]:

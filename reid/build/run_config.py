@@ -37,7 +37,9 @@ def _substitute_hydra_refs(node: Any, hydra_cfg: DictConfig | None, source: Path
             raise RunLoadError(f"{source} uses ${{hydra:{key}}} but {source.parent / HYDRA_FILE.name} is missing")
         value = OmegaConf.select(hydra_cfg, f"hydra.{key}", default=None, throw_on_resolution_failure=False)
         if value is None:
-            raise RunLoadError(f"{source} uses ${{hydra:{key}}}, which {source.parent / HYDRA_FILE.name} does not define")
+            raise RunLoadError(
+                f"{source} uses ${{hydra:{key}}}, which {source.parent / HYDRA_FILE.name} does not define"
+            )
         return OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
 
     whole = _HYDRA_REF.fullmatch(node)
@@ -56,7 +58,9 @@ def load_run_config(run_dir: str | Path, root_dir: str | Path = PROJECT_ROOT) ->
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no Hydra config, so {run_dir} is not a training run folder (made by python -m reid.train)")
+        raise FileNotFoundError(
+            f"{path}: no Hydra config, so {run_dir} is not a training run folder (made by python -m reid.train)"
+        )
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     if not isinstance(raw, dict):
         raise RunLoadError(f"{path}: expected a mapping at the top level")

@@ -35,8 +35,8 @@ def _vit(cfg: DictConfig, num_cams: int, num_views: int, architecture_only: bool
     if architecture_only:
         clip = load_clip(None, to_plain(b.config), attn_implementation=b.attn_implementation)
     elif b.get("pretrain") is not None:  # an embedded backbone we can make ourselves (the tiny synthetic CLIP)
-        from reid.engine.caption_pretraining import ensure_pretrained
         from reid.build.pretrain_recipe import recipe_from_config
+        from reid.engine.caption_pretraining import ensure_pretrained
 
         weights = ensure_pretrained(
             recipe_from_config(b), b.pretrained, b.pretrain.world_root, resolve_device(cfg.device),
@@ -50,7 +50,9 @@ def _vit(cfg: DictConfig, num_cams: int, num_views: int, architecture_only: bool
         sie = SideInformationEmbedding(
             clip.config.vision_config.hidden_size, num_cams, num_views, b.sie.camera, b.sie.view, b.sie.coefficient
         )
-    return ClipViTEncoder(clip.vision_model, clip.visual_projection, tuple(cfg.dataset.size), b.stride, b.mid_depth, sie), clip
+    return ClipViTEncoder(
+        clip.vision_model, clip.visual_projection, tuple(cfg.dataset.size), b.stride, b.mid_depth, sie
+    ), clip
 
 
 def _rn50(cfg: DictConfig, num_cams: int, num_views: int, architecture_only: bool):
@@ -64,7 +66,10 @@ def _rn50(cfg: DictConfig, num_cams: int, num_views: int, architecture_only: boo
             "set backbone.sie.camera=false backbone.sie.view=false"
         )
     return rn50_backbone(
-        None if architecture_only else b.pretrained, to_plain(b.config), tuple(cfg.dataset.size), int(b.last_stride),
+        None if architecture_only else b.pretrained,
+        to_plain(b.config),
+        tuple(cfg.dataset.size),
+        int(b.last_stride),
         b.attn_implementation,
     )
 
@@ -86,7 +91,12 @@ def build_text_side(cfg: DictConfig, clip: torch.nn.Module, num_classes: int):
     ids = tokenize(tokenizer, [text])[0]
     ctx_token_id = int(tokenize(tokenizer, [ctx_word])[0][1])
     learner = PromptLearner(
-        num_classes, ids, ctx_token_id, int(p.n_ctx), clip.text_model.embeddings.token_embedding, float(p.init_std),
+        num_classes,
+        ids,
+        ctx_token_id,
+        int(p.n_ctx),
+        clip.text_model.embeddings.token_embedding,
+        float(p.init_std),
         truncate_after_eot=bool(p.truncate_after_eot),
     )
     return learner, TextEncoder(clip.text_model, clip.text_projection)
@@ -105,25 +115,38 @@ def _ssl_head(ssl: DictConfig, branch: DictConfig, in_dim: int, svll_init: bool,
 
 
 def build_ssl_heads(cfg: DictConfig, system: torch.nn.ModuleDict) -> dict[str, SSLHead]:
-    """SVLL-ReID's heads for the SSL terms whose weight is not 0: ``ssl_text`` (needs the text side) and ``ssl_image``."""
+    """SVLL-ReID's heads for the SSL terms whose weight is not 0: ``ssl_text`` (needs the text side), ``ssl_image``."""
     ssl, heads = cfg.ssl, {}
     if ssl.name == "none":
         return heads
     if "text" in system and float(ssl.lang_weight) != 0:
         heads["ssl_text"] = _ssl_head(
-            ssl, ssl.lang, system["text"].text_projection.out_features, svll_init=False,
-            mask_prob=float(ssl.lang.mask_prob), trainable=bool(ssl.lang.train_projector),
+            ssl,
+            ssl.lang,
+            system["text"].text_projection.out_features,
+            svll_init=False,
+            mask_prob=float(ssl.lang.mask_prob),
+            trainable=bool(ssl.lang.train_projector),
         )
     if float(ssl.weight) != 0:
         heads["ssl_image"] = _ssl_head(
-            ssl, ssl.vision, system["image"].encoder.width, svll_init=bool(ssl.vision.svll_init),
+            ssl,
+            ssl.vision,
+            system["image"].encoder.width,
+            svll_init=bool(ssl.vision.svll_init),
             mask_same_identity=bool(ssl.get("mask_same_identity", False)),
         )
     return heads
 
 
 def build_system(
-    cfg: DictConfig, num_classes: int, num_cams: int, num_views: int, *, uses_text: bool, ssl: bool = True,
+    cfg: DictConfig,
+    num_classes: int,
+    num_cams: int,
+    num_views: int,
+    *,
+    uses_text: bool,
+    ssl: bool = True,
     architecture_only: bool = False,
 ) -> torch.nn.ModuleDict:
     """The modules a method trains, in a fixed order (their random initialisation draws from one RNG stream):

@@ -98,9 +98,11 @@ class Backbone:
     arch: str = rule(choices=_registry("reid.build.system", "ARCHITECTURES"))
     pretrained: Optional[str] = None
     config: Any = None
-    attn_implementation: str = rule(choices=_registry("reid.models.clip_loader", "ATTN_IMPLEMENTATIONS"), default="sdpa")
+    attn_implementation: str = rule(
+        choices=_registry("reid.models.clip_loader", "ATTN_IMPLEMENTATIONS"), default="sdpa"
+    )
     stride: Optional[int] = rule(0, low_open=True, default=None)  # vit: patch stride (12 = overlapping patches)
-    mid_depth: Optional[int] = rule(1, default=None)               # vit: the block whose class token is f_mid
+    mid_depth: Optional[int] = rule(1, default=None)  # vit: the block whose class token is f_mid
     last_stride: Optional[int] = rule(choices=lambda: (1, 2), default=None)  # rn50: stride of layer4
     sie: Sie = field(default_factory=Sie)
     pixel_mean: List[float] = rule(each=True, n=3)
@@ -148,8 +150,8 @@ class Stage:
     optimizer: Optimizer = field(default_factory=Optimizer)
     scheduler: Scheduler = field(default_factory=Scheduler)
     feature_batch_size: Optional[int] = rule(1, default=None)  # prompt stages
-    num_instances: Optional[int] = None                        # image stages (checked with batch_size)
-    eval_period: Optional[int] = rule(0, default=None)         # image stages
+    num_instances: Optional[int] = None  # image stages (checked with batch_size)
+    eval_period: Optional[int] = rule(0, default=None)  # image stages
 
 
 @dataclass

@@ -48,7 +48,9 @@ def _method(name: Any):
 
 def _section_type(annotation: Any) -> type | None:
     """The dataclass behind ``X`` or ``Optional[X]``."""
-    return next((c for c in (annotation, *typing.get_args(annotation)) if isinstance(c, type) and is_dataclass(c)), None)
+    return next(
+        (c for c in (annotation, *typing.get_args(annotation)) if isinstance(c, type) and is_dataclass(c)), None
+    )
 
 
 # ---------------------------------------------------------------------------------------------- pass 1: types
@@ -68,6 +70,7 @@ def _check_sections(cls: type, raw: dict, prefix: str) -> None:
 @functools.lru_cache(maxsize=1)
 def _schema() -> DictConfig:
     """The structured schema, open to extra keys (built once: it takes a good part of a validation)."""
+
     def open_(node: DictConfig) -> None:  # structured sections are closed by default, each on its own
         OmegaConf.set_struct(node, False)
         for key in node:
@@ -119,8 +122,12 @@ def _typed(cfg: DictConfig) -> tuple[DictConfig, set[str]]:
         raise _as_config_error(err) from None
     unused = _unused_sections(merged)
     raw = OmegaConf.to_container(merged, resolve=False)
-    missing = [k for f in fields(schema.Train) for k in _missing(raw.get(f.name), f.name)
-               if not any(k == u or k.startswith(u + ".") for u in unused)]
+    missing = [
+        k
+        for f in fields(schema.Train)
+        for k in _missing(raw.get(f.name), f.name)
+        if not any(k == u or k.startswith(u + ".") for u in unused)
+    ]
     _raise([f"{k} is required but not set (give it on the command line: {k}=...)" for k in missing])
     return merged, unused
 
@@ -145,8 +152,16 @@ class _Checks:
     def fail(self, key: str, rule: str, value: Any) -> None:
         self.errors.append(f"{key} must be {rule}, got {_fmt(value)}")
 
-    def number(self, key: str, value: Any, low: float | None = None, high: float | None = None,
-               low_open: bool = False, high_open: bool = False, **_: Any) -> bool:
+    def number(
+        self,
+        key: str,
+        value: Any,
+        low: float | None = None,
+        high: float | None = None,
+        low_open: bool = False,
+        high_open: bool = False,
+        **_: Any,
+    ) -> bool:
         """A finite number inside the given bounds (open or closed)."""
         if low is not None and high is not None:
             rule = f"in {'(' if low_open else '['}{_num(low)}, {_num(high)}{')' if high_open else ']'}"
@@ -171,7 +186,9 @@ class _Checks:
             return self.fail(key, "a list of 2 values", value)
         lo, hi = value
         if not (low < lo <= hi <= (math.inf if high is None else high) and math.isfinite(hi)):
-            self.fail(key, f"[lo, hi] with {_num(low)} < lo <= hi{f' <= {_num(high)}' if high is not None else ''}", value)
+            self.fail(
+                key, f"[lo, hi] with {_num(low)} < lo <= hi{f' <= {_num(high)}' if high is not None else ''}", value
+            )
 
     def fields(self, cls: type, node: DictConfig, prefix: str, unused: set[str]) -> None:
         """Every field's own rule (schema.rule), recursively; unused sections and null values are skipped."""
@@ -211,7 +228,9 @@ def _cross_rules(c: _Checks, m: DictConfig, unused: set[str]) -> None:
     if not isinstance(m.resume, bool) and m.resume not in RESUME_WORDS:
         paths.append(("resume", m.resume, "auto, true, false or an existing checkpoint file / run folder"))
     for key, value, rule in paths:
-        if value is not None and (not isinstance(value, str) or not value.strip() or not Path(value).expanduser().exists()):
+        if value is not None and (
+            not isinstance(value, str) or not value.strip() or not Path(value).expanduser().exists()
+        ):
             c.fail(key, rule, value)
     c.interval("augment.erase_area", m.augment.erase_area, 0, 1)
     c.interval("augment.erase_ratio", m.augment.erase_ratio, 0, None)
@@ -230,29 +249,41 @@ def _cross_rules(c: _Checks, m: DictConfig, unused: set[str]) -> None:
         c.number("dataset.options.val_fraction", fraction, 0, 1, low_open=True, high_open=True)
     has_val = bool(fraction)
     if str(m.objective).startswith("val/") and not has_val:
-        c.fail("objective", "a test metric (mAP, rank1, ...) without a validation split (dataset.options.val_fraction)",
-               m.objective)
+        c.fail(
+            "objective",
+            "a test metric (mAP, rank1, ...) without a validation split (dataset.options.val_fraction)",
+            m.objective,
+        )
     if m.eval.select_best is not None and (not str(m.eval.select_best).startswith("val/") or not has_val):
-        c.fail("eval.select_best", "a validation metric (val/mAP, val/rank1, ...) of a validation split "
-               "(dataset.options.val_fraction > 0)", m.eval.select_best)
+        c.fail(
+            "eval.select_best",
+            "a validation metric (val/mAP, val/rank1, ...) of a validation split (dataset.options.val_fraction > 0)",
+            m.eval.select_best,
+        )
     if not d.kind.strip():
         c.fail("dataset.kind", "a non-empty noun (person, vehicle)", d.kind)
     b = m.backbone
     if b.arch == "vit":
-        c.errors.extend(f"backbone.{k} is required by backbone.arch=vit" for k in ("stride", "mid_depth") if b[k] is None)
+        c.errors.extend(
+            f"backbone.{k} is required by backbone.arch=vit" for k in ("stride", "mid_depth") if b[k] is None
+        )
     elif b.arch == "rn50":
         if b.last_stride is None:
             c.errors.append("backbone.last_stride is required by backbone.arch=rn50")
         for side in ("camera", "view"):
             if b.sie[side]:
-                c.fail(f"backbone.sie.{side}", "false for backbone.arch=rn50 (it has no side-information embedding)", True)
+                c.fail(
+                    f"backbone.sie.{side}", "false for backbone.arch=rn50 (it has no side-information embedding)", True
+                )
     raw = OmegaConf.to_container(b, resolve=False)
     if raw.get("pretrained") is None and raw.get("config") is None:
         c.errors.append("backbone.pretrained and backbone.config are both null: give weights or an architecture")
     loss, ssl_weight = m.loss, (m.ssl.weight if m.ssl.name != "none" else 0.0)
     weights = [loss[k] for k in ("id_weight", "triplet_weight", "i2t_weight")]
     if all(isinstance(w, (int, float)) and w >= 0 for w in weights) and sum(weights) + max(ssl_weight, 0.0) == 0:
-        c.errors.append("loss.id_weight, loss.triplet_weight, loss.i2t_weight (and ssl.weight) are all 0: nothing to train")
+        c.errors.append(
+            "loss.id_weight, loss.triplet_weight, loss.i2t_weight (and ssl.weight) are all 0: nothing to train"
+        )
     if isinstance(loss.triplet_weight, (int, float)) and loss.triplet_weight > 0 and len(loss.triplet_on) == 0:
         c.fail("loss.triplet_on", "non-empty when loss.triplet_weight > 0", loss.triplet_on)
 
@@ -281,18 +312,27 @@ def _method_rules(c: _Checks, meth: DictConfig) -> None:
             takes = schedule_parameters(sch.name)
             given = {k for k in sch.keys() if k != "name" and sch[k] is not None}
             c.errors.extend(f"{skey}.{k} is required by the {sch.name} scheduler" for k in sorted(set(takes) - given))
-            c.errors.extend(f"{skey}.{k} is not a parameter of the {sch.name} scheduler (it takes {', '.join(takes)})"
-                            for k in sorted(given - set(takes)))
+            c.errors.extend(
+                f"{skey}.{k} is not a parameter of the {sch.name} scheduler (it takes {', '.join(takes)})"
+                for k in sorted(given - set(takes))
+            )
         ms = list(sch.milestones or [])
         if any(x < 1 for x in ms) or any(b <= a for a, b in zip(ms, ms[1:])):
             c.fail(f"{skey}.milestones", "strictly increasing epochs >= 1", ms)
         k = s.num_instances
-        if kind == "image" and k is not None and c.number(f"{key}.num_instances", k, 1) and isinstance(s.batch_size, int):
+        if (
+            kind == "image"
+            and k is not None
+            and c.number(f"{key}.num_instances", k, 1)
+            and isinstance(s.batch_size, int)
+        ):
             if k > s.batch_size >= 1:
                 c.fail(f"{key}.num_instances", f"<= {key}.batch_size ({s.batch_size})", k)
             elif s.batch_size >= 1 and s.batch_size % k:
-                c.errors.append(f"{key}.batch_size must be a multiple of {key}.num_instances "
-                                f"({k} images per identity), got {s.batch_size}")
+                c.errors.append(
+                    f"{key}.batch_size must be a multiple of {key}.num_instances "
+                    f"({k} images per identity), got {s.batch_size}"
+                )
 
 
 def _ssl_rules(c: _Checks, s: DictConfig) -> None:
@@ -333,7 +373,9 @@ def validate_config(cfg: DictConfig) -> None:
         _cross_rules(c, merged, unused)
         _ssl_rules(c, merged.ssl)
     except MissingMandatoryValue as err:
-        raise ConfigError(f"{err.full_key} is required but not set (give it on the command line: {err.full_key}=...)") from None
+        raise ConfigError(
+            f"{err.full_key} is required but not set (give it on the command line: {err.full_key}=...)"
+        ) from None
     except OmegaConfBaseException as err:  # an interpolation that resolves to a wrong type
         raise _as_config_error(err) from None
     _raise(c.errors)
@@ -351,7 +393,8 @@ def ineffective_settings(cfg: DictConfig) -> list[str]:
         notes += [
             f"ssl.{key}={ssl[key]} has no effect with ssl=none (plain {method}): "
             "add ssl=simclr (SVLL-ReID) or ssl=simsiam to train with self-supervision"
-            for key in ("weight", "lang_weight") if float(ssl[key]) != 0.0
+            for key in ("weight", "lang_weight")
+            if float(ssl[key]) != 0.0
         ]
     elif not _method(method).uses_text and float(ssl.lang_weight) != 0.0:
         notes.append(

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -82,16 +83,30 @@ class StageLoop:
         self.model.train()
         sums: dict[str, float] = defaultdict(float)
         count = 0
-        total = self.steps_per_epoch if not self.max_steps_per_epoch else min(self.steps_per_epoch, self.max_steps_per_epoch)
+        total = (
+            self.steps_per_epoch
+            if not self.max_steps_per_epoch
+            else min(self.steps_per_epoch, self.max_steps_per_epoch)
+        )
         started = time.perf_counter()
-        bar = tqdm(total=total, initial=begin, desc=f"{self.name} {epoch}/{self.epochs}", leave=False, disable=not self.progress)
+        bar = tqdm(
+            total=total,
+            initial=begin,
+            desc=f"{self.name} {epoch}/{self.epochs}",
+            leave=False,
+            disable=not self.progress,
+        )
         for i, batch in enumerate(self.batches(epoch, begin), start=begin):
             if i >= total:
                 break
-            hold_point(self.name, epoch, i + 1, stop=lambda: sigterm.raised)  # test barrier, a no-op unless REID_HOLD_AT is set
+            hold_point(
+                self.name, epoch, i + 1, stop=lambda: sigterm.raised
+            )  # test barrier, a no-op unless REID_HOLD_AT is set
             with self.precision.autocast():
                 terms = self.step(batch)
-            terms = inject_nonfinite(terms, self.name, epoch, i + 1)  # test hook, a no-op unless REID_INJECT_NONFINITE is set
+            terms = inject_nonfinite(
+                terms, self.name, epoch, i + 1
+            )  # test hook, a no-op unless REID_INJECT_NONFINITE is set
             values = {k: float(v.detach()) for k, v in terms.items()}
             bad = first_nonfinite(values)
             stop = False  # DDP: decided here, by all ranks together; single process: read after the step, below
@@ -103,7 +118,9 @@ class StageLoop:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.precision.scaler.scale(terms["loss"]).backward()
                 self.precision.scaler.unscale_(self.optimizer)
-                norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip if self.grad_clip > 0 else float("inf"))
+                norm = torch.nn.utils.clip_grad_norm_(
+                    self.params, self.grad_clip if self.grad_clip > 0 else float("inf")
+                )
                 if self.precision.mode != "fp16" and not torch.isfinite(norm):
                     bad = "gradient"
             if bad is not None:
@@ -128,7 +145,11 @@ class StageLoop:
             if stop or (self.dist is None and sigterm.raised):
                 bar.close()
                 path = self.checkpointer.save(self.checkpoint_state(epoch, i + 1, complete=False), self.name, epoch)
-                saved = f"checkpoint written to {path}" if path is not None else "this process writes no checkpoints (under DDP rank 0 does)"
+                saved = (
+                    f"checkpoint written to {path}"
+                    if path is not None
+                    else "this process writes no checkpoints (under DDP rank 0 does)"
+                )
                 raise Preempted(f"SIGTERM at {self.name} epoch {epoch} step {i + 1}; {saved}")
         bar.close()
         if self.dist is not None:

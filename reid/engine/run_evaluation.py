@@ -9,8 +9,8 @@ never looks at the test set.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,19 +35,33 @@ def camera_diagnostics(result: EvalResult) -> dict[str, float]:
     qf, gf, q_pids, g_pids, q_cams, g_cams = result.features
     share = same_camera_false_matches(result.distmat, q_pids, g_pids, q_cams, g_cams)
     feats = torch.cat([qf, gf])
-    accuracy, majority = camera_probe_accuracy(feats, np.concatenate([q_pids, g_pids]), np.concatenate([q_cams, g_cams]))
-    return {"diag/same_camera_false_top10": share, "diag/camera_probe_acc": accuracy, "diag/camera_probe_chance": majority}
+    accuracy, majority = camera_probe_accuracy(
+        feats, np.concatenate([q_pids, g_pids]), np.concatenate([q_cams, g_cams])
+    )
+    return {
+        "diag/same_camera_false_top10": share,
+        "diag/camera_probe_acc": accuracy,
+        "diag/camera_probe_chance": majority,
+    }
 
 
 class RunEvaluation:
     def __init__(
-        self, test: Callable[[], EvalResult], validation: Callable[[], EvalResult] | None, tracker: Tracker,
-        say: Callable[[str], None], system: torch.nn.Module, names: tuple[str, ...], select_best: str | None = None,
+        self,
+        test: Callable[[], EvalResult],
+        validation: Callable[[], EvalResult] | None,
+        tracker: Tracker,
+        say: Callable[[str], None],
+        system: torch.nn.Module,
+        names: tuple[str, ...],
+        select_best: str | None = None,
     ):
         if select_best is not None and validation is None:
             raise ValueError(f"eval.select_best={select_best} needs a validation split (dataset.options.val_fraction)")
         if select_best is not None and not select_best.startswith("val/"):
-            raise ValueError(f"eval.select_best must name a validation metric (val/mAP, val/rank1, ...), got {select_best}")
+            raise ValueError(
+                f"eval.select_best must name a validation metric (val/mAP, val/rank1, ...), got {select_best}"
+            )
         self.test, self.validation, self.tracker, self.say = test, validation, tracker, say
         self.system, self.names, self.select_best = system, names, select_best
         self.last_test: EvalResult | None = None
@@ -64,8 +78,14 @@ class RunEvaluation:
         metrics = {f"val/{k}": v for k, v in self.validation().metrics.items()}
         self.last_val = metrics
         self.tracker.log_metrics(metrics, step=epoch)
-        self.say(format_metrics({k[4:]: v for k, v in metrics.items()}, f"validation after {stage} epoch {epoch}", self.names))
-        if self.select_best is not None and (self.best["score"] is None or metrics[self.select_best] > self.best["score"]):
+        self.say(
+            format_metrics(
+                {k[4:]: v for k, v in metrics.items()}, f"validation after {stage} epoch {epoch}", self.names
+            )
+        )
+        if self.select_best is not None and (
+            self.best["score"] is None or metrics[self.select_best] > self.best["score"]
+        ):
             state = {k: v.detach().to("cpu", copy=True) for k, v in self.system.state_dict().items()}
             self.best.update(score=metrics[self.select_best], epoch=epoch, state=copy.copy(state))
         return metrics
@@ -76,9 +96,13 @@ class RunEvaluation:
             self.periodic(stage, epoch)
         if self.best["state"] is not None:
             self.system.load_state_dict(self.best["state"])
-            self.say(f"[select] the weights of the best validation epoch: {stage} epoch {self.best['epoch']} "
-                     f"({self.select_best}={self.best['score']:.4f})")
-            self.tracker.log_metrics({"best_epoch": float(self.best["epoch"]), f"best/{self.select_best}": self.best["score"]})
+            self.say(
+                f"[select] the weights of the best validation epoch: {stage} epoch {self.best['epoch']} "
+                f"({self.select_best}={self.best['score']:.4f})"
+            )
+            self.tracker.log_metrics(
+                {"best_epoch": float(self.best["epoch"]), f"best/{self.select_best}": self.best["score"]}
+            )
         if self.validation is not None or self.last_test is None:
             self.last_test = self.test()
         best_val = {self.select_best: self.best["score"]} if self.best["score"] is not None else {}
@@ -94,8 +118,15 @@ def log_result_plots(tracker: Tracker, result: EvalResult, query, gallery, plots
     tracker.log_artifact(plots / "cmc.png", "plots")
     ranked = plots / "ranked_list.png"
     ranked_list_figure(
-        [r.path for r in query], [r.path for r in gallery], result.distmat,
-        [r.pid for r in query], [r.pid for r in gallery], [r.camid for r in query], [r.camid for r in gallery],
-        ranked, topk=10, num_queries=num_queries,
+        [r.path for r in query],
+        [r.path for r in gallery],
+        result.distmat,
+        [r.pid for r in query],
+        [r.pid for r in gallery],
+        [r.camid for r in query],
+        [r.camid for r in gallery],
+        ranked,
+        topk=10,
+        num_queries=num_queries,
     )
     tracker.log_artifact(ranked, "plots")

@@ -16,7 +16,8 @@ from reid.models.text_encoder import TextEncoder
 
 
 def mask_prompts(prompts: torch.Tensor, mask_prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Zero each embedding entry independently with probability ``mask_prob`` (no 1/(1−p) rescale, all 77 tokens), as SVLL."""
+    """Zero each embedding entry independently with probability ``mask_prob``, as SVLL: no 1/(1−p) rescale, all
+    77 tokens."""
     keep = torch.rand(prompts.shape, device=prompts.device, generator=generator) >= mask_prob
     return prompts * keep
 
@@ -32,8 +33,13 @@ class SSLHead(nn.Module):
     """
 
     def __init__(
-        self, family: str, projector: nn.Module | None, temperature: float | None = None,
-        predictor: nn.Module | None = None, mask_prob: float = 0.0, trainable: bool = True,
+        self,
+        family: str,
+        projector: nn.Module | None,
+        temperature: float | None = None,
+        predictor: nn.Module | None = None,
+        mask_prob: float = 0.0,
+        trainable: bool = True,
         mask_same_identity: bool = False,
     ):
         """``mask_prob``: the language head's masking of prompt entries; ``trainable``: whether the stage optimiser

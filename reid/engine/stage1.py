@@ -1,7 +1,11 @@
-"""CLIP-ReID stage 1: learn per-identity prompts against a frozen CLIP over cached image features (docs/method.md §3)."""
+"""CLIP-ReID stage 1: learn per-identity prompts against a frozen CLIP over cached image features.
+
+docs/method.md §3.
+"""
+
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -55,7 +59,9 @@ def stage1_batches(
 
 
 @torch.no_grad()
-def text_classifier(prompt_learner: PromptLearner, text_encoder: TextEncoder, chunk: int, device: torch.device) -> torch.Tensor:
+def text_classifier(
+    prompt_learner: PromptLearner, text_encoder: TextEncoder, chunk: int, device: torch.device
+) -> torch.Tensor:
     """T ∈ R^{N_ids × D}: every identity's prompt feature, computed once at the start of stage 2 (fixed after)."""
     out = []
     for start in range(0, prompt_learner.num_classes, chunk):
