@@ -33,8 +33,9 @@ from reid.tracking.sqlite_store import prepare_store
 RUN_TAGS_ENV = "REID_RUN_TAGS"
 RUN_PARAMS_ENV = "REID_RUN_PARAMS"
 RUN_NAME_SUFFIX_ENV = "REID_RUN_NAME_SUFFIX"  # a sweep child's "seed=2" / "trial 7", appended to its run name
-# Tags that name the folder a run's journal goes in: a job's run folder, a sweep's folder for its parent run.
-JOURNAL_FOLDER_TAGS = ("run_dir", "sweep_dir")
+# Tags that name the folder a run's journal goes in: a job's run folder, a sweep's folder for its parent run,
+# python -m reid.evaluate's output folder (else a new temporary folder).
+JOURNAL_FOLDER_TAGS = ("run_dir", "sweep_dir", "output_dir")
 # How long creating a run (which needs the server: the id comes from it) keeps trying before it fails the job.
 START_WAIT_S = 60.0
 

@@ -63,7 +63,8 @@ def test_server_killed_mid_sweep_then_restarted_loses_nothing(
     )
     cmd = [c if not c.startswith("logger.tracking_uri=") else f"logger.tracking_uri={mlflow_server.uri}" for c in cmd]
     barriers = [HoldBarrier(hold / str(n)) for n in range(JOBS)]
-    env = {**barriers[0].env("stage2:1:2"), **SHORT_MLFLOW_HTTP, "REID_TRACKING_END_WAIT_S": "600"}
+    env = {**barriers[0].env("stage2:1:2"), **SHORT_MLFLOW_HTTP, "REID_TRACKING_END_WAIT_S": "600",
+           "OMP_NUM_THREADS": "1"}  # four jobs share the cores
     env.pop("REID_HOLD_DIR")  # set per job by hydra.job.env_set above
     proc = sweep_env.start(cmd, log, env=env)
     try:
