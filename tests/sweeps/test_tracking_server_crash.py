@@ -104,10 +104,14 @@ def test_server_killed_mid_sweep_then_restarted_loses_nothing(
 def test_records_left_when_the_server_stays_away_are_replayed_once_it_is_back(
     mlflow_server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
+    import os
+
     from mlflow.tracking import MlflowClient
 
     from reid.tracking.mlflow_tracker import MlflowTracker
 
+    for name in [k for k in os.environ if k.startswith("REID_")]:  # no sweep context left by an earlier test
+        monkeypatch.delenv(name)
     for name, value in {**SHORT_MLFLOW_HTTP, "REID_TRACKING_END_WAIT_S": "0"}.items():
         monkeypatch.setenv(name, value)
     run_dir = tmp_path / "run"
