@@ -239,11 +239,18 @@ class MlflowSweepCallback(Callback):
             return
         from mlflow.tracking import MlflowClient
 
+        from reid.tracking.mlflow_tracker import call_with_retries
+        from reid.tracking.retry import end_wait_s
+
         error = sys.exc_info()[1]  # Hydra calls this from a `finally`: the sweep's exception, if any
         client = MlflowClient(self.tracking_uri)
         children: list[Any] = []
         try:
-            experiment_id = client.get_run(self.parent_run_id).info.experiment_id
+            # A tracking server that is away (restarting) is waited for, as each job's run waits for it at its end.
+            experiment_id = call_with_retries(
+                lambda: client.get_run(self.parent_run_id).info.experiment_id, end_wait_s(), "the sweep's summary",
+                self.tracking_uri,
+            )
             children = list(search_all_runs(client, experiment_id, PARENT_FILTER.format(self.parent_run_id)))
             self._record_best(client, config, children)
             if is_optuna(config):

@@ -154,7 +154,10 @@ def test_resume_after_sigterm_under_ddp(world, ddp_job):
     barrier = HoldBarrier(world / "resume" / "hold")
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            cmd, cwd=world, env=_env(**barrier.env("stage2:2:1")), stdout=log, stderr=subprocess.STDOUT, text=True
+            # torchrun SIGKILLs workers that have not exited 30 s after it forwarded SIGTERM (its shutdown timeout):
+            # on a loaded machine that clock, not the job, could decide whether the checkpoint gets written.
+            cmd, cwd=world, env=_env(**barrier.env("stage2:2:1"), TORCH_ELASTIC_SHUTDOWN_TIMEOUT=str(TIMEOUT_S)),
+            stdout=log, stderr=subprocess.STDOUT, text=True,
         )
         try:
             barrier.wait_held(proc, log_path, timeout_s=TIMEOUT_S)  # a rank is parked: epoch 1 is checkpointed

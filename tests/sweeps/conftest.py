@@ -183,3 +183,81 @@ def postgres_server() -> Iterator[PostgresServer]:
     finally:
         subprocess.run([*as_user, str(pg_ctl), "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+# MLflow's HTTP client retries a refused connection for minutes by default; a test's clients give up at once and the
+# reid tracker's own bounded retries and journal are what is under test. A killed server refuses at once, so the
+# request timeout only guards a live server slowed by a loaded machine: long, so slowness is never taken for an outage.
+SHORT_MLFLOW_HTTP = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "120",
+}
+SERVER_START_TIMEOUT_S = 300  # a safety net for a hung start on a loaded machine; readiness is the health check
+
+
+@dataclass
+class MlflowServer:
+    """A real ``mlflow server`` process on a PostgreSQL backend store and a local artifact root (proxied artifact
+    uploads, so artifacts too go through the server), restartable on the same port and stores."""
+
+    backend_uri: str
+    artifacts: Path
+    port: int
+    log: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the server and return once it answers its health check (fails with its log if it exits)."""
+        import time
+        import urllib.request
+
+        cmd = [
+            str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", self.backend_uri,
+            "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(self.port),
+            "--workers", "1",
+        ]
+        env = {**_clean_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job runner: a faster start
+        with self.log.open("a") as out:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail(f"mlflow server exited ({self.proc.returncode}):\n{self.log.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=5) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not answer within {SERVER_START_TIMEOUT_S} s:\n"
+                            f"{self.log.read_text()[-4000:]}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL the server and its workers (no shutdown code runs), and reap it."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=60)
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(
+    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
+    """One tracking server per test module, on its own PostgreSQL database; tests kill and restart it."""
+    base = tmp_path_factory.mktemp("mlflow-server")
+    backend = postgres_server.create_database(f"mlflow_{base.name.replace('-', '_')}")
+    server = MlflowServer(backend_uri=backend, artifacts=base / "artifacts", port=_free_port(), log=base / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
