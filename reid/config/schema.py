@@ -179,6 +179,7 @@ class Eval:
     k2: int = rule(1)
     lambda_value: float = rule(0, 1)
     backend: str = rule(choices=_registry("reid.evaluation.knn", "BACKENDS"))
+    rerank_dtype: str = rule(choices=_registry("reid.evaluation.rerank", "OUTPUT_DTYPES"), default="float64")
     flip: bool = False
     batch_size: int = rule(1)
     max_rank: int = rule(1)

@@ -36,7 +36,9 @@ def distances(qf: torch.Tensor, gf: torch.Tensor, protocol: EvalProtocol) -> np.
     if p.normalize:
         qf, gf = l2_normalize(qf), l2_normalize(gf)
     if p.rerank:
-        dist = re_ranking(qf, gf, k1=p.k1, k2=p.k2, lambda_value=p.lambda_value, backend=p.backend)
+        dist = re_ranking(
+            qf, gf, k1=p.k1, k2=p.k2, lambda_value=p.lambda_value, backend=p.backend, dtype=p.rerank_dtype
+        )
     else:
         dist = squared_euclidean(qf, gf)
     return np.asarray(dist.cpu().numpy() if isinstance(dist, torch.Tensor) else dist)

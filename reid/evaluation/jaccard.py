@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from reid.evaluation.distance import squared_euclidean_block
+from reid.evaluation.distance import squared_euclidean_block, strict_fp32
 
 
 def _min_sum_chunk(vq: sp.csr_matrix, vg_csc: sp.csc_matrix, num_gallery: int) -> np.ndarray:
@@ -43,8 +43,14 @@ def fill_final(
     lambda_value: float,
     chunk: int = 256,
 ) -> None:
-    """Write the re-ranked (Q, G) distances into ``out`` (preallocated float64)."""
+    """Write the re-ranked (Q, G) distances into ``out`` (preallocated float64 or float32).
+
+    Each block of ``chunk`` query rows is computed in float64 with whole-block torch operations (multi-threaded,
+    in place) and rounded only when stored, so a float32 ``out`` differs from the float64 one by that rounding alone.
+    """
     num_query, num_gallery = out.shape
+    if out.dtype not in (np.float32, np.float64):
+        raise ValueError(f"out must be float32 or float64, got {out.dtype}")
     vq_all = v[:num_query].tocsr()
     vq_all.sort_indices()
     vg_csc = v[num_query:].tocsc()
@@ -52,15 +58,16 @@ def fill_final(
     q = torch.from_numpy(x64[:num_query])
     g = torch.from_numpy(x64[num_query:])
     g_sq = (g * g).sum(dim=1)
-    for a in range(0, num_query, chunk):
-        b = min(num_query, a + chunk)
-        s = _min_sum_chunk(vq_all[a:b], vg_csc, num_gallery)
-        # In place, same operations as: (1 - s / (2 - s)) * (1 - lambda) + original * lambda
-        denom = np.subtract(2.0, s)
-        np.divide(s, denom, out=s)
-        np.subtract(1.0, s, out=s)
-        np.multiply(s, 1.0 - lambda_value, out=s)
-        original = squared_euclidean_block(q[a:b], g, g_sq).numpy()
-        original /= row_max[a:b, None]
-        original *= lambda_value
-        np.add(s, original, out=out[a:b])
+    max_q = torch.from_numpy(row_max[:num_query]).unsqueeze(1)
+    with strict_fp32():
+        for a in range(0, num_query, chunk):
+            b = min(num_query, a + chunk)
+            s = torch.from_numpy(_min_sum_chunk(vq_all[a:b], vg_csc, num_gallery))
+            # Same float64 operations as (1 - s / (2 - s)) * (1 - lambda) + D / row_max * lambda, in place.
+            denom = torch.sub(2.0, s)
+            s.div_(denom).neg_().add_(1.0).mul_(1.0 - lambda_value)
+            original = squared_euclidean_block(q[a:b], g, g_sq)
+            original.div_(max_q[a:b]).mul_(lambda_value)
+            s.add_(original)
+            del original, denom
+            torch.from_numpy(out[a:b]).copy_(s)

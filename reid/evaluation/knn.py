@@ -20,7 +20,9 @@ Backends:
   serves its rows and, transposed, its columns, so every pair is multiplied
   once and nearest and farthest come out of the same pass. Searches for a
   subset of rows (re-searches) use query blocks against all points.
-* ``auto``: faiss_gpu > torch on CUDA > faiss_cpu.
+* ``auto``: faiss_gpu > torch on CUDA; torch on the CPU, where its single
+  symmetric pass measured faster than faiss_cpu's two passes
+  (docs/evaluation.md, "Backend choice"). The CUDA order is not measured yet.
 """
 from __future__ import annotations
 
@@ -74,7 +76,7 @@ def resolve_backend(backend: str, device: str | torch.device | None = None) -> t
             return "faiss_gpu", torch.device("cuda")
         if torch.cuda.is_available():
             return "torch", torch.device(device) if device is not None else torch.device("cuda")
-        return "faiss_cpu", torch.device("cpu")
+        return "torch", torch.device("cpu")
     if backend == "faiss_gpu":
         if not faiss_gpu_available():
             raise ValueError(
@@ -252,10 +254,8 @@ class _Running:
         self.v = torch.full((n, k), -math.inf if largest else math.inf, device=device)
         self.i = torch.full((n, k), -1, dtype=torch.long, device=device)
 
-    def update(self, tile: torch.Tensor, row0: int, col0: int, transposed: bool) -> None:
-        """Feed ``tile`` (rows row0.., columns col0..) to its rows' points, or to its columns' points."""
-        if transposed:
-            tile, row0, col0 = tile.t(), col0, row0
+    def update(self, tile: torch.Tensor, row0: int, col0: int) -> None:
+        """Feed ``tile`` (contiguous; rows row0.., columns col0..) to its rows' points."""
         rows = tile.shape[0]
         v, i = torch.topk(tile, min(self.k, tile.shape[1]), dim=1, largest=self.largest, sorted=False)
         cat_v = torch.cat([self.v[row0 : row0 + rows], v], dim=1)
@@ -280,9 +280,12 @@ def _search_torch_symmetric(x32: np.ndarray, k_near: int, k_far: int, device: to
                 d = torch.addmm(sq[b : b + tile].unsqueeze(0), xa, x[b : b + tile].t(), beta=1.0, alpha=-2.0)
                 d.add_(sqa)
                 for run in runs:
-                    run.update(d, a, b, transposed=False)
-                    if b != a:
-                        run.update(d, a, b, transposed=True)
+                    run.update(d, a, b)
+                if b != a:
+                    # topk along rows of a transposed view is 2-4x slower than on a contiguous copy.
+                    d = d.t().contiguous()
+                    for run in runs:
+                        run.update(d, b, a)
     near_v, near_i = (runs[0].v, runs[0].i) if k_near else (torch.empty(n, 0), torch.empty(n, 0, dtype=torch.long))
     far_v, far_i = (runs[-1].v, runs[-1].i) if k_far else (torch.empty(n, 0), torch.empty(n, 0, dtype=torch.long))
     return Candidates(

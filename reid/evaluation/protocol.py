@@ -18,6 +18,7 @@ class EvalProtocol:
     k2: int = 15
     lambda_value: float = 0.3
     backend: str = "auto"         # kNN backend of the re-ranking: auto | faiss_cpu | faiss_gpu | torch
+    rerank_dtype: str = "float64"  # precision of the stored re-ranked matrix; the arithmetic is float64 either way
     flip: bool = False            # average each descriptor with its mirror image's
     max_rank: int = 50            # CMC length
 

@@ -112,6 +112,39 @@ def test_lambda_one_is_the_normalised_original_distance():
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("num_q, num_g, k1, k2", [(50, 300, 20, 6), (100, 700, 20, 6)])
+def test_float32_output_is_the_rounded_float64_one_and_changes_no_metric(num_q, num_g, k1, k2):
+    qf, gf, q_pids, g_pids, q_cams, g_cams = clustered(num_q, num_g)
+    out64 = re_ranking(qf, gf, k1, k2, 0.3, backend="torch")
+    out32 = re_ranking(qf, gf, k1, k2, 0.3, backend="torch", dtype="float32")
+    assert out32.dtype == np.float32 and out64.dtype == np.float64
+    np.testing.assert_array_equal(out32, out64.astype(np.float32))  # one rounding, nothing else
+    cmc64, map64, minp64 = evaluate(out64, q_pids, g_pids, q_cams, g_cams)
+    cmc32, map32, minp32 = evaluate(out32, q_pids, g_pids, q_cams, g_cams)
+    np.testing.assert_allclose(cmc32, cmc64, rtol=0, atol=1e-6)
+    assert abs(map32 - map64) <= 1e-6 and abs(minp32 - minp64) <= 1e-6
+
+
+def test_protocol_rerank_dtype_reaches_re_ranking():
+    from reid.engine.evaluator import distances
+    from reid.evaluation.protocol import EvalProtocol
+
+    qf, gf, *_ = clustered(20, 80)
+    protocol = EvalProtocol(rerank=True, k1=20, k2=6, backend="torch")
+    out64 = distances(torch.from_numpy(qf), torch.from_numpy(gf), protocol)
+    out32 = distances(torch.from_numpy(qf), torch.from_numpy(gf), protocol.with_changes(rerank_dtype="float32"))
+    assert out64.dtype == np.float64 and out32.dtype == np.float32
+    np.testing.assert_array_equal(out32, out64.astype(np.float32))
+
+
+def test_auto_backend_on_the_cpu_is_torch():
+    from reid.evaluation.knn import resolve_backend
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU choice")
+    assert resolve_backend("auto") == ("torch", torch.device("cpu"))
+
+
 # --- Neighbour lists and the float32 error bound -------------------------------------
 
 
@@ -174,6 +207,8 @@ def test_bad_inputs_raise():
         re_ranking(qf, gf, backend="annoy")
     with pytest.raises(ValueError, match="too large for the float32"):
         re_ranking(qf * 1e19, gf)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        re_ranking(qf, gf, dtype="float16")
     with pytest.raises(ValueError, match="identical"):
         re_ranking(np.ones((2, 4), np.float32), np.ones((3, 4), np.float32))
 
