@@ -7,13 +7,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["evaluate", "re_ranking"]
+__all__ = ["evaluate", "evaluate_features", "re_ranking"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from reid.evaluation.metrics import evaluate
     from reid.evaluation.rerank import re_ranking
+    from reid.evaluation.streaming import evaluate_features
 
-_LAZY = {"evaluate": "reid.evaluation.metrics", "re_ranking": "reid.evaluation.rerank"}
+_LAZY = {
+    "evaluate": "reid.evaluation.metrics",
+    "evaluate_features": "reid.evaluation.streaming",
+    "re_ranking": "reid.evaluation.rerank",
+}
 
 
 def __getattr__(name: str) -> Any:

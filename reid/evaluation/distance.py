@@ -54,7 +54,7 @@ def l2_normalize(x: Any, eps: float = 1e-12) -> Any:
     return a / np.maximum(norms, eps).astype(a.dtype, copy=False)
 
 
-def _as_float_tensor(x: Any, name: str) -> torch.Tensor:
+def as_float_tensor(x: Any, name: str) -> torch.Tensor:
     """A finite 2-D float tensor (kept on its device); float16/bfloat16 widened to float32."""
     if isinstance(x, torch.Tensor):
         t = x.detach()
@@ -84,8 +84,8 @@ def squared_euclidean(qf: Any, gf: Any, chunk_size: int = 4096) -> np.ndarray:
     product runs on the inputs' device (without TF32) and each chunk is copied
     into the preallocated result, so no second (Q, G) temporary exists.
     """
-    q = _as_float_tensor(qf, "qf")
-    g = _as_float_tensor(gf, "gf")
+    q = as_float_tensor(qf, "qf")
+    g = as_float_tensor(gf, "gf")
     if q.shape[1] != g.shape[1]:
         raise ValueError(f"qf and gf have different feature dims: {q.shape[1]} vs {g.shape[1]}")
     if q.device != g.device:

@@ -142,6 +142,31 @@ def test_matches_loop_reference_on_feature_distances():
     assert out[1:] == pytest.approx(ref[1:], abs=1e-12)
 
 
+@pytest.mark.parametrize("rank_method", ["threshold", "search"])
+@pytest.mark.parametrize("seed", range(4))
+def test_each_rank_method_matches_the_loop_reference(seed, rank_method):
+    """Both per-chunk strategies, forced, on tied random distances (contested) and on feature distances."""
+    rng = np.random.default_rng(100 + seed)
+    num_q, num_g = int(rng.integers(5, 60)), int(rng.integers(30, 300))
+    q_pids, g_pids = rng.integers(0, 10, num_q), rng.integers(0, 10, num_g)
+    q_cams, g_cams = rng.integers(0, 3, num_q), rng.integers(0, 3, num_g)
+    tied = np.round(rng.random((num_q, num_g)), 1).astype(np.float32 if seed % 2 else np.float64)
+    centers = rng.standard_normal((10, 8))
+    feats = lambda pids: centers[pids] + 0.3 * rng.standard_normal((pids.size, 8))  # noqa: E731
+    separated = ((feats(q_pids)[:, None, :] - feats(g_pids)[None, :, :]) ** 2).sum(-1)
+    for d in (tied, separated):
+        ref = loop_reference(d, q_pids, g_pids, q_cams, g_cams, 20)
+        out = evaluate(d, q_pids, g_pids, q_cams, g_cams, max_rank=20, chunk_size=int(rng.integers(1, 40)),
+                       rank_method=rank_method)
+        np.testing.assert_allclose(out[0], ref[0], rtol=0, atol=1e-12)
+        assert out[1] == pytest.approx(ref[1], abs=1e-12) and out[2] == pytest.approx(ref[2], abs=1e-12)
+
+
+def test_unknown_rank_method_raises():
+    with pytest.raises(ValueError, match="rank_method must be one of"):
+        evaluate(DIST, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, rank_method="sort")
+
+
 # --- Validation ------------------------------------------------------------------
 
 
@@ -193,3 +218,24 @@ def test_camera_diagnostics_read_camera_structure_and_nothing_else():
     assert camera_probe_accuracy(styled, pids, cams)[0] == 1.0
     acc, chance = camera_probe_accuracy(plain, pids, cams)
     assert chance == 0.25 and acc < 0.5
+
+
+def test_evaluate_features_equals_evaluate_on_the_dense_matrix():
+    """Blocked distances straight into the metrics give the numbers of the full matrix, for any block size."""
+    from reid.evaluation import evaluate_features
+    from reid.evaluation.distance import squared_euclidean
+
+    rng = np.random.default_rng(11)
+    centers = rng.standard_normal((25, 32))
+    q_pids, g_pids = rng.integers(0, 25, 90), rng.integers(0, 25, 700)
+    qf = (centers[q_pids] + rng.standard_normal((90, 32))).astype(np.float32)
+    gf = (centers[g_pids] + rng.standard_normal((700, 32))).astype(np.float32)
+    q_cams, g_cams = rng.integers(0, 6, 90), rng.integers(0, 6, 700)
+    ref = evaluate(squared_euclidean(qf, gf), q_pids, g_pids, q_cams, g_cams)
+    assert 0.2 < ref[1] < 0.95  # neither trivial nor hopeless
+    for chunk in (1, 7, 256):
+        out = evaluate_features(torch.from_numpy(qf), gf, q_pids, g_pids, q_cams, g_cams, chunk_size=chunk)
+        np.testing.assert_array_equal(out[0], ref[0])
+        assert out[1] == pytest.approx(ref[1], abs=1e-12) and out[2] == pytest.approx(ref[2], abs=1e-12)
+    with pytest.raises(ValueError, match="different feature dims"):
+        evaluate_features(qf, gf[:, :5], q_pids, g_pids, q_cams, g_cams)

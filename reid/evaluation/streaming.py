@@ -1,0 +1,51 @@
+"""Metrics straight from descriptors: the (Q, G) distances exist one block of query rows at a time.
+
+Without re-ranking nothing needs the whole matrix, so :func:`evaluate_features` computes squared Euclidean
+distances block by block (``distance.squared_euclidean_block``, CLIP-ReID's float32 precision for float32 inputs)
+and hands each block to the metric accumulation of :func:`reid.evaluation.metrics.evaluate_rows`. Memory is the
+descriptors plus one (chunk_size, G) block; the numbers equal ``evaluate(squared_euclidean(qf, gf), ...)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from reid.evaluation import _inputs
+from reid.evaluation.distance import as_float_tensor, squared_euclidean_block, strict_fp32
+from reid.evaluation.metrics import evaluate_rows
+
+
+def evaluate_features(
+    qf: Any,
+    gf: Any,
+    q_pids: Any,
+    g_pids: Any,
+    q_camids: Any,
+    g_camids: Any,
+    max_rank: int = 50,
+    *,
+    chunk_size: int = 256,
+    rank_method: str = "auto",
+) -> tuple[np.ndarray, float, float]:
+    """(cmc, mAP, mINP) of the squared Euclidean distances of ``qf`` (Q, D) to ``gf`` (G, D), never holding (Q, G)."""
+    q = as_float_tensor(qf, "qf")
+    g = as_float_tensor(gf, "gf")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"qf and gf have different feature dims: {q.shape[1]} vs {g.shape[1]}")
+    if q.device != g.device:
+        g = g.to(q.device)
+    dtype = torch.float64 if torch.float64 in (q.dtype, g.dtype) else torch.float32
+    q, g = q.to(dtype), g.to(dtype)
+    chunk_size = _inputs.positive_int(chunk_size, "chunk_size")
+    g_sq = (g * g).sum(dim=1)
+
+    def rows_of(a: int, b: int) -> np.ndarray:
+        with strict_fp32():
+            return squared_euclidean_block(q[a:b], g, g_sq).cpu().numpy()
+
+    return evaluate_rows(
+        rows_of, q.shape[0], g.shape[0], q_pids, g_pids, q_camids, g_camids, max_rank,
+        chunk_size=chunk_size, rank_method=rank_method,
+    )
