@@ -1,13 +1,22 @@
-"""Benchmark: sparse k-reciprocal re-ranking and vectorised metrics vs the dense reference.
+"""Benchmark: exact k-reciprocal re-ranking and vectorised metrics, against the hardware floor and the peers.
 
-Random clustered, L2-normalised features at Market-1501 scale (3,368 x 15,913) or
-MSMT17 scale (11,659 x 82,161). Every measurement runs in a fresh subprocess so
-that its peak RSS (``ru_maxrss``) is its own; the table shows the peak and how
-much the RSS grew during the timed call (inputs already in memory excluded).
+Random clustered, L2-normalised features at Market-1501 scale (3,368 x 15,913) or MSMT17 scale
+(11,659 x 82,161). Every measurement runs in a fresh subprocess so that its peak RSS (``ru_maxrss``) is its own.
 
-    python benchmarks/rerank_bench.py --scale market              # ours (both backends) + dense + metrics
-    python benchmarks/rerank_bench.py --scale msmt17 --skip-dense # dense cannot fit: only its size is printed
-    python benchmarks/rerank_bench.py --scale custom --num-query 500 --num-gallery 3000 --num-ids 200
+* ``gram``: the floor. One blocked float32 pass of all Q + G points against all of them (torch ``addmm`` +
+  ``topk(k1 + 1)``), what any exact kNN re-ranking must at least do; the re-ranking rows show their time as a
+  ratio of it, measured in the same run.
+* ``rerank``: ``re_ranking`` with the chosen backend(s) and output dtype, stage split from its debug log.
+* ``evaluate``: ``evaluate`` on the float32 squared-Euclidean matrix (not timed: building it).
+* ``--peers``: CLIP-ReID's, torchreid's and fast-reid's re-ranking (benchmarks/peers/, re-written from their
+  published algorithms) on the same features, each in its own process, with an exactness column against our
+  float64 output; then metrics in three regimes (mAP ~ 0.15, 0.6, 0.85 on 2,000 x 10,000 matrices) for ours
+  and the peers' python evaluators, beside one ``np.argsort`` of the same matrix.
+
+    python benchmarks/rerank_bench.py --scale market                          # gram + ours (torch) + metrics
+    python benchmarks/rerank_bench.py --scale market --peers                  # + the peers and the regimes
+    python benchmarks/rerank_bench.py --scale msmt17 --dtype float32 --backend torch
+    python benchmarks/rerank_bench.py --scale custom --num-query 500 --num-gallery 3000 --num-ids 200 --dense
 """
 from __future__ import annotations
 
@@ -29,6 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+REGIMES = {  # target mAP -> noise of make_data at 2,000 x 10,000 x 128-d, 751 ids, 6 cameras (measured mAP printed)
+    "0.85": 1.1,
+    "0.6": 1.3,
+    "0.15": 1.8,
+}
+PEERS = ("clip_reid", "torchreid", "fast_reid")
 SCALES = {  # (queries, gallery, identities, cameras), docs/method.md §6
     "market": (3368, 15913, 751, 6),
     "msmt17": (11659, 82161, 3060, 15),
@@ -132,10 +147,85 @@ def _metrics(distmat, q_pids, g_pids, q_cams, g_cams) -> dict[str, float]:
     return {"rank1": float(cmc[0]), "mAP": float(mAP), "mINP": float(mINP)}
 
 
+def _gram_pass(x32: np.ndarray, k: int, block: int = 1024) -> None:
+    """The floor: every point against every point, float32 addmm + topk(k) per row block (TF32 off)."""
+    import torch
+
+    from reid.evaluation.distance import strict_fp32
+
+    x = torch.from_numpy(x32)
+    sq = (x * x).sum(dim=1)
+    with strict_fp32(), torch.no_grad():
+        for a in range(0, x.shape[0], block):
+            d = torch.addmm(sq.unsqueeze(0), x[a : a + block], x.t(), beta=1.0, alpha=-2.0)
+            torch.topk(d, k, dim=1, largest=False, sorted=False)
+
+
+def _top10_changed(out: np.ndarray, ref: np.ndarray) -> float:
+    """Share of query rows whose first 10 gallery items (stable order) differ from the reference's."""
+    changed = 0
+    for a in range(0, out.shape[0], 256):
+        top = np.argsort(out[a : a + 256], axis=1, kind="stable")[:, :10]
+        top_ref = np.argsort(ref[a : a + 256], axis=1, kind="stable")[:, :10]
+        changed += int(np.any(top != top_ref, axis=1).sum())
+    return changed / out.shape[0]
+
+
+def _exactness(out: np.ndarray, ref_path: str) -> dict:
+    ref = np.load(ref_path, mmap_mode="r")
+    diff = 0.0
+    total = 0.0
+    for a in range(0, out.shape[0], 256):
+        block = np.abs(out[a : a + 256].astype(np.float64) - ref[a : a + 256])
+        diff = max(diff, float(block.max()))
+        total += float(block.sum())
+    return {"max_abs_diff": diff, "mean_abs_diff": total / out.size, "top10_changed": _top10_changed(out, ref)}
+
+
+def _peer_rerank(peer: str, qf: np.ndarray, gf: np.ndarray, k1: int, k2: int, lam: float) -> np.ndarray:
+    import torch
+
+    from reid.evaluation.distance import squared_euclidean
+
+    if peer == "clip_reid":
+        from peers.clip_reid import re_ranking as peer_rr
+
+        return peer_rr(torch.from_numpy(qf), torch.from_numpy(gf), k1, k2, lam)
+    if peer == "fast_reid":
+        from peers.fast_reid import re_ranking as peer_rr
+
+        return peer_rr(torch.from_numpy(qf), torch.from_numpy(gf), k1, k2, lam)
+    if peer == "torchreid":
+        from peers.torchreid import re_ranking as peer_rr
+
+        # torchreid's engine hands it its (squared Euclidean) distance matrices
+        return peer_rr(squared_euclidean(qf, gf), squared_euclidean(qf, qf), squared_euclidean(gf, gf), k1, k2, lam)
+    raise ValueError(f"unknown peer {peer!r}")
+
+
+def _regime_matrix(regime: str, seed: int):
+    from reid.evaluation.distance import squared_euclidean
+
+    qf, gf, q_pids, g_pids, q_cams, g_cams = make_data(2000, 10000, 751, 6, 128, REGIMES[regime], seed)
+    return squared_euclidean(qf, gf), q_pids, g_pids, q_cams, g_cams
+
+
+def _peer_metrics(peer: str, d, q_pids, g_pids, q_cams, g_cams) -> dict[str, float]:
+    if peer == "ours":
+        return _metrics(d, q_pids, g_pids, q_cams, g_cams)
+    if peer == "clip_reid":
+        from peers.clip_reid import eval_func
+
+        cmc, mAP = eval_func(d, q_pids, g_pids, q_cams, g_cams)
+        return {"rank1": float(cmc[0]), "mAP": mAP}
+    from peers.torchreid import eval_market1501
+
+    cmc, mAP, mINP = eval_market1501(d, q_pids, g_pids, q_cams, g_cams)
+    return {"rank1": float(cmc[0]), "mAP": mAP, "mINP": mINP}
+
+
 def run_worker(args: argparse.Namespace) -> dict:
     """Generate the data, run one measurement, return its numbers."""
-    num_q, num_g, num_ids, num_cams = scale_sizes(args)
-    qf, gf, q_pids, g_pids, q_cams, g_cams = make_data(num_q, num_g, num_ids, num_cams, args.dim, args.noise, args.seed)
     records: list[str] = []
 
     class Keep(logging.Handler):
@@ -145,20 +235,52 @@ def run_worker(args: argparse.Namespace) -> dict:
     logger = logging.getLogger("reid.evaluation")
     logger.setLevel(logging.DEBUG)
     logger.addHandler(Keep())
-    result: dict = {"task": args.worker, "backend": args.backend}
+    result: dict = {"task": args.worker, "backend": args.backend, "load_before": os.getloadavg()[0]}
+    if args.worker.startswith("metrics:"):
+        _, regime, who = args.worker.split(":")
+        d, q_pids, g_pids, q_cams, g_cams = _regime_matrix(regime, args.seed)
+        with Timer() as timer:
+            np.argsort(d, axis=1)
+        result["argsort_seconds"] = timer.wall
+        rss0 = _rss_bytes()
+        with Timer() as timer:
+            result["metrics"] = _peer_metrics(who, d, q_pids, g_pids, q_cams, g_cams)
+        result.update(seconds=timer.wall, cpu_seconds=timer.cpu, peak=_peak_bytes(), rss_before=rss0)
+        result["log"] = records
+        return result
 
-    if args.worker == "rerank":
+    num_q, num_g, num_ids, num_cams = scale_sizes(args)
+    qf, gf, q_pids, g_pids, q_cams, g_cams = make_data(num_q, num_g, num_ids, num_cams, args.dim, args.noise, args.seed)
+    if args.worker == "gram":
+        x32 = np.ascontiguousarray(np.vstack([qf, gf]))
+        rss0 = _rss_bytes()
+        with Timer() as timer:
+            _gram_pass(x32, args.k1 + 1)
+        result.update(seconds=timer.wall, cpu_seconds=timer.cpu, peak=_peak_bytes(), rss_before=rss0)
+    elif args.worker == "rerank":
         from reid.evaluation import re_ranking
 
         rss0 = _rss_bytes()
         with Timer() as timer:
-            out = re_ranking(qf, gf, k1=args.k1, k2=args.k2, lambda_value=args.lambda_value, backend=args.backend)
+            out = re_ranking(qf, gf, k1=args.k1, k2=args.k2, lambda_value=args.lambda_value, backend=args.backend,
+                             dtype=args.dtype)
         result.update(seconds=timer.wall, cpu_seconds=timer.cpu, peak=_peak_bytes(), rss_before=rss0)
+        result["dtype"] = args.dtype
         with Timer() as timer:
             result["metrics"] = _metrics(out, q_pids, g_pids, q_cams, g_cams)
         result["evaluate_seconds_on_output"] = timer.wall
         if args.save_output:
             np.save(args.save_output, out)
+    elif args.worker.startswith("peer:"):
+        peer = args.worker.split(":", 1)[1]
+        rss0 = _rss_bytes()
+        with Timer() as timer:
+            out = _peer_rerank(peer, qf, gf, args.k1, args.k2, args.lambda_value)
+        result.update(seconds=timer.wall, cpu_seconds=timer.cpu, peak=_peak_bytes(), rss_before=rss0)
+        result["dtype"] = str(out.dtype)
+        result["metrics"] = _metrics(out.astype(np.float64), q_pids, g_pids, q_cams, g_cams)
+        if args.compare_with:
+            result.update(_exactness(out, args.compare_with))
     elif args.worker == "evaluate":
         from reid.evaluation import evaluate
         from reid.evaluation.distance import squared_euclidean
@@ -176,8 +298,7 @@ def run_worker(args: argparse.Namespace) -> dict:
         result.update(seconds=timer.wall, cpu_seconds=timer.cpu, peak=_peak_bytes(), rss_before=rss0)
         result["metrics"] = _metrics(ref, q_pids, g_pids, q_cams, g_cams)
         if args.compare_with:
-            ours = np.load(args.compare_with)
-            result["max_abs_diff_vs_ours"] = float(np.abs(ours - ref).max())
+            result.update(_exactness(ref, args.compare_with))
     else:
         raise ValueError(f"unknown worker task {args.worker!r}")
     result["log"] = records
@@ -193,19 +314,21 @@ def scale_sizes(args: argparse.Namespace) -> tuple[int, int, int, int]:
 # --- driver ---------------------------------------------------------------------------------
 
 
-def spawn(args: argparse.Namespace, task: str, backend: str, extra: list[str] | None = None) -> dict:
+def spawn(args: argparse.Namespace, task: str, backend: str = "-", extra: list[str] | None = None) -> dict:
     cmd = [
         sys.executable, str(Path(__file__).resolve()), "--worker", task, "--backend", backend,
         "--scale", args.scale, "--dim", str(args.dim), "--seed", str(args.seed), "--noise", str(args.noise),
         "--k1", str(args.k1), "--k2", str(args.k2), "--lambda-value", str(args.lambda_value),
         "--num-query", str(args.num_query), "--num-gallery", str(args.num_gallery),
-        "--num-ids", str(args.num_ids), "--num-cams", str(args.num_cams),
+        "--num-ids", str(args.num_ids), "--num-cams", str(args.num_cams), "--dtype", args.dtype,
     ] + (extra or [])
     print(f"# running: {task} ({backend}) ...", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"task": task, "backend": backend, "error": proc.stderr.strip().splitlines()[-1:] or ["failed"]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["load_after"] = os.getloadavg()[0]
+    return result
 
 
 def machine_line() -> str:
@@ -222,34 +345,57 @@ def versions_line() -> str:
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), faiss {faiss.__version__}")
 
 
-def fmt_row(scale: str, shape: str, r: dict, dense: dict | None) -> str:
-    if "error" in r:
-        return f"| {scale} | {shape} | {r['task']} | {r['backend']} | failed: {' '.join(r['error'])} | | | | | |"
-    speed = ""
-    if dense and r["task"] == "rerank":
-        speed = f"{dense['seconds'] / r['seconds']:.1f}x / {dense['cpu_seconds'] / r['cpu_seconds']:.1f}x"
+def _metric_note(r: dict) -> str:
     m = r.get("metrics", {})
-    r1, ap, inp = (100 * m.get(k, float("nan")) for k in ("rank1", "mAP", "mINP"))
-    notes = f"R1 {r1:.1f} / mAP {ap:.1f} / mINP {inp:.1f}"
+    return " / ".join(f"{k} {100 * m[k]:.1f}" for k in ("rank1", "mAP", "mINP") if k in m)
+
+
+def fmt_row(scale: str, shape: str, r: dict, gram: dict | None) -> str:
+    if "error" in r:
+        return f"| {scale} | {shape} | {r['task']} | {r['backend']} | failed: {' '.join(r['error'])} | | | | | | |"
+    ratio = ""
+    if gram and r["task"] != "gram" and not r["task"].startswith("metrics"):
+        ratio = f"{r['seconds'] / gram['seconds']:.2f} / {r['cpu_seconds'] / gram['cpu_seconds']:.2f}"
+    notes = _metric_note(r)
+    if "dtype" in r:
+        notes += f"; output {r['dtype']}"
     if "evaluate_seconds_on_output" in r:
         notes += f"; evaluate on its output {r['evaluate_seconds_on_output']:.1f} s"
-    if "max_abs_diff_vs_ours" in r:
-        notes += f"; max abs diff vs ours {r['max_abs_diff_vs_ours']:.1e}"
+    if "max_abs_diff" in r:
+        notes += (f"; vs float64 reference: max abs diff {r['max_abs_diff']:.1e}, mean {r['mean_abs_diff']:.1e}, "
+                  f"top-10 changed in {100 * r['top10_changed']:.1f} % of queries")
     for line in r.get("log", []):
         notes += f"; {line}"
+    load = f"{r.get('load_before', float('nan')):.1f} -> {r.get('load_after', float('nan')):.1f}"
     return (f"| {scale} | {shape} | {r['task']} | {r['backend']} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | "
-            f"{r['peak'] / GIB:.2f} | {(r['peak'] - r['rss_before']) / GIB:.2f} | {speed} | {notes} |")
+            f"{r['peak'] / GIB:.2f} | {(r['peak'] - r['rss_before']) / GIB:.2f} | {ratio} | {load} | {notes} |")
+
+
+def fmt_metric_row(r: dict) -> str:
+    _, regime, who = r["task"].split(":")
+    if "error" in r:
+        return f"| {regime} | {who} | failed: {' '.join(r['error'])} | | | | |"
+    return (f"| {regime} | {who} | {r['seconds']:.2f} | {r['argsort_seconds']:.2f} | "
+            f"{r['seconds'] / r['argsort_seconds']:.1f}x | {r['peak'] / GIB:.2f} | {_metric_note(r)} |")
+
+
+PEER_LABELS = {
+    "ours": "ours (`evaluate`)",
+    "clip_reid": "CLIP-ReID `eval_func`",
+    "torchreid": "torchreid / fast-reid python `eval_market1501`",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=["market", "msmt17", "custom"], default="market")
-    p.add_argument(
-        "--backend", default="both", help="faiss_cpu | faiss_gpu | torch | auto | both (faiss_cpu and torch)"
-    )
+    p.add_argument("--backend", default="torch", help="faiss_cpu | faiss_gpu | torch | auto | both (faiss_cpu, torch)")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"], help="re_ranking output dtype")
     p.add_argument("--dim", type=int, default=1280)
-    p.add_argument("--skip-dense", action="store_true", help="do not run the dense reference")
+    p.add_argument("--dense", action="store_true", help="also run the dense float64 reference (10 GiB at Market)")
+    p.add_argument("--peers", action="store_true", help="also run the peers' re-ranking and the metric regimes")
     p.add_argument("--skip-rerank", action="store_true")
+    p.add_argument("--skip-gram", action="store_true")
     p.add_argument("--skip-metrics", action="store_true")
     p.add_argument("--k1", type=int, default=20)
     p.add_argument("--k2", type=int, default=6)
@@ -273,35 +419,58 @@ def main(argv: list[str] | None = None) -> None:
     shape = f"{num_q} x {num_g} x {args.dim}"
     backends = ["faiss_cpu", "torch"] if args.backend == "both" else [args.backend]
     rows: list[dict] = []
+    metric_rows: list[dict] = []
     saved = ROOT / ".cache" / f"rerank_bench_{os.getpid()}.npy"
     saved.parent.mkdir(parents=True, exist_ok=True)
+    want_reference = args.peers or args.dense
     try:
-        if not args.skip_rerank:
+        if not args.skip_gram:
+            rows.append(spawn(args, "gram", "torch"))
+        if not args.skip_rerank or want_reference:
             for i, backend in enumerate(backends):
-                extra = ["--save-output", str(saved)] if (i == 0 and not args.skip_dense) else None
+                keep = i == 0 and want_reference
+                extra = ["--save-output", str(saved)] if keep else None
+                if keep and args.dtype != "float64":
+                    raise SystemExit("--peers/--dense compare against the float64 output: use --dtype float64")
                 rows.append(spawn(args, "rerank", backend, extra))
-        if not args.skip_dense:
-            extra = ["--compare-with", str(saved)] if saved.exists() else None
-            rows.append(spawn(args, "dense", "numpy+torch", extra))
+        compare = ["--compare-with", str(saved)] if saved.exists() else None
+        if args.dense:
+            rows.append(spawn(args, "dense", "numpy+torch", compare))
+        if args.peers:
+            for peer in PEERS:
+                rows.append(spawn(args, f"peer:{peer}", "-", compare))
         if not args.skip_metrics:
             rows.append(spawn(args, "evaluate", "-"))
+        if args.peers:
+            for regime in REGIMES:
+                for who in PEER_LABELS:
+                    metric_rows.append(spawn(args, f"metrics:{regime}:{who}", "-"))
     finally:
         saved.unlink(missing_ok=True)
 
-    dense = next((r for r in rows if r.get("task") == "dense" and "seconds" in r), None)
+    gram = next((r for r in rows if r.get("task") == "gram" and "seconds" in r), None)
     print(f"Machine: {machine_line()}; {versions_line()}")
     print(
         f"Data: {shape}, k1={args.k1} k2={args.k2} lambda={args.lambda_value}, noise={args.noise}, seed={args.seed}\n"
     )
     print(
         "| scale | Q x G x dim | measurement | backend | wall (s) | CPU (s) | peak RSS (GiB) | RSS growth in call "
-        "(GiB) "
-        "| speed-up vs dense (wall / CPU) | notes |"
+        "(GiB) | time / Gram pass (wall / CPU) | 1-min load before -> after | notes |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(fmt_row(args.scale, shape, r, dense))
-    if args.skip_dense:
+        print(fmt_row(args.scale, shape, r, gram))
+    if metric_rows:
+        print("\nMetrics by regime (2,000 x 10,000 float32 squared distances, 128-d features; "
+              "python evaluators, Cython not built):\n")
+        print("| target mAP | evaluator | wall (s) | one np.argsort of the matrix (s) | ratio | peak RSS (GiB) | "
+              "measured R1 / mAP / mINP |")
+        print("|---|---|---|---|---|---|---|")
+        for r in metric_rows:
+            r = dict(r, task=r["task"])
+            _, regime, who = r["task"].split(":")
+            print(fmt_metric_row(dict(r, task=f"metrics:{regime}:{PEER_LABELS[who]}")))
+    if not args.dense:
         parts = dense_memory_bytes(num_q, num_g)
         print(f"\nDense float64 reference at this scale (not run): N = {num_q + num_g}")
         for name, value in parts.items():
