@@ -22,7 +22,7 @@ def _user_error(done: Any) -> str:
     return done.stderr[done.stderr.index("error: ") + len("error: "):].strip()
 
 
-def _failed_run(fault_env: FaultEnv, experiment: str, message: str) -> None:
+def _failed_run(fault_env: FaultEnv, experiment: str, message: str, scratch: Path) -> None:
     """The job's MLflow run is FAILED and carries the message as a tag and a text artifact, beside its log."""
     from mlflow.tracking import MlflowClient
 
@@ -31,7 +31,7 @@ def _failed_run(fault_env: FaultEnv, experiment: str, message: str) -> None:
     assert run.data.tags["failure"] == message.splitlines()[0]
     client = MlflowClient(fault_env.mlflow_uri)
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"failure.txt", "run.log"}
-    failure = Path(client.download_artifacts(run.info.run_id, "failure.txt", dst_path=str(Path(run.info.run_id))))
+    failure = Path(client.download_artifacts(run.info.run_id, "failure.txt", dst_path=str(scratch)))
     assert message.splitlines()[0] in failure.read_text()
 
 
@@ -43,15 +43,12 @@ def _market_command(fault_env: FaultEnv, run_dir: Path, experiment: str, root: P
     ]
 
 
-def test_missing_data_is_one_line_and_a_failed_run_with_the_reason(
-    fault_env: FaultEnv, tmp_path: Path, monkeypatch: Any
-) -> None:
-    monkeypatch.chdir(tmp_path)  # download_artifacts writes under the working folder
+def test_missing_data_is_one_line_and_a_failed_run_with_the_reason(fault_env: FaultEnv, tmp_path: Path) -> None:
     root = tmp_path / "no-such-data"
     done = fault_env.run(_market_command(fault_env, tmp_path / "run", "missing-data", root))
     message = _user_error(done)
     assert str(root) in message and "Market-1501" in message, message
-    _failed_run(fault_env, "missing-data", message)
+    _failed_run(fault_env, "missing-data", message, tmp_path)
     assert (tmp_path / "run" / "run.log").read_text().count("error") == 0  # the log holds the run, not the verdict
 
 
@@ -60,7 +57,7 @@ def test_missing_weights_name_where_they_were_looked_for(fault_env: FaultEnv, tm
     cmd = fault_env.command(tmp_path / "run", "missing-weights", "backbone=vit_b16")
     message = _user_error(fault_env.run(cmd, env=env))
     assert "openai/clip-vit-base-patch16" in message and str(tmp_path / "hf") in message, message
-    _failed_run(fault_env, "missing-weights", message)
+    _failed_run(fault_env, "missing-weights", message, tmp_path)
 
 
 def test_bad_resume_and_init_paths_are_one_line(fault_env: FaultEnv, tmp_path: Path) -> None:
@@ -76,7 +73,7 @@ def test_a_non_finite_stop_is_one_line_and_a_failed_run(fault_env: FaultEnv, tmp
     message = _user_error(fault_env.run(fault_env.command(tmp_path / "run", "nonfinite-cli"), env=env))
     assert message.startswith("non-finite loss term 'loss' at stage2 epoch 1 step 2"), message
     assert message.endswith("training stopped, the last good checkpoint is kept"), message
-    _failed_run(fault_env, "nonfinite-cli", message)
+    _failed_run(fault_env, "nonfinite-cli", message, tmp_path)
 
 
 def test_the_full_trace_is_there_when_asked_for(fault_env: FaultEnv, tmp_path: Path) -> None:
