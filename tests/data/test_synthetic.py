@@ -236,3 +236,41 @@ def test_unknown_and_invalid_options() -> None:
         WorldSpec(num_junk=2.5)
     assert WorldSpec(light_min=1, light_max=2).to_dict()["light_min"] == 1.0
     assert isinstance(WorldSpec(light_min=1).light_min, float)
+
+
+def test_camera_style_scales_each_camera_toward_neutral() -> None:
+    """camera_style multiplies every camera's drawn offset from a neutral camera; 1 keeps the drawn look exactly."""
+    import numpy as np
+
+    from reid.data.synthetic.camera import make_camera
+
+    def look(style: float) -> dict:
+        return make_camera(np.random.default_rng([3, 1, 0]), WorldSpec(camera_style=style))
+
+    full, half, none = look(1.0), look(0.5), look(0.0)
+    assert WorldSpec().camera_style == 1.0
+    assert full["light"] != 1.0 and full["blur"] > 0 and full["noise"] > 0 and full["scale"] < 1
+    assert half["light"] - 1 == pytest.approx(0.5 * (full["light"] - 1))
+    assert [c - 1 for c in half["cast"]] == pytest.approx([0.5 * (c - 1) for c in full["cast"]])
+    assert (half["blur"], half["noise"]) == pytest.approx((0.5 * full["blur"], 0.5 * full["noise"]))
+    assert 1 - half["scale"] == pytest.approx(0.5 * (1 - full["scale"]))
+    assert (none["light"], none["cast"], none["blur"], none["noise"], none["scale"]) == (1.0, [1.0] * 3, 0.0, 0.0, 1.0)
+    # What camera_style does not touch: the view mix and the background scene are the same draws.
+    assert (half["view_mix"], half["wall"], half["texture"]) == (full["view_mix"], full["wall"], full["texture"])
+
+
+def test_camera_style_changes_pixels_not_the_plan(tiny_world: Path, tmp_path: Path) -> None:
+    soft = tmp_path / "soft"
+    generate_world(soft, WorldSpec(**TINY, camera_style=0.3), progress=False)
+    assert _parse(soft) == _parse(tiny_world)
+    name = sorted((tiny_world / MARKET_DIRNAME / "query").iterdir())[0].name
+    soft_bytes, full_bytes = ((w / MARKET_DIRNAME / "query" / name).read_bytes() for w in (soft, tiny_world))
+    assert soft_bytes != full_bytes
+
+
+def test_camera_style_must_keep_light_and_scale_positive() -> None:
+    with pytest.raises(ValueError, match="camera_style"):
+        WorldSpec(camera_style=-0.1)
+    with pytest.raises(ValueError, match="camera_style"):
+        WorldSpec(camera_style=4.0)  # light 1 + 4 * (0.7 - 1) < 0
+    assert WorldSpec(camera_style=3.0).camera_style == 3.0

@@ -21,14 +21,20 @@ def muted_colour(rng: np.random.Generator, lo: int = 50, hi: int = 200) -> np.nd
 
 
 def make_camera(rng: np.random.Generator, spec: WorldSpec) -> dict[str, Any]:
-    """One camera's fixed look: view mix, light, cast, blur, noise, scale, background."""
+    """One camera's fixed look: view mix, light, cast, blur, noise, scale, background.
+
+    ``spec.camera_style`` scales how far the light, cast, blur, noise and scale sit from a neutral camera (light 1,
+    no cast, blur or noise, full scale) after the same random draws, so one number moves every camera's style
+    together and 1 keeps the drawn values exactly.
+    """
+    style = spec.camera_style
     return {
         "view_mix": [float(x) for x in rng.dirichlet(np.full(len(VIEWS), spec.view_concentration))],
-        "light": float(rng.uniform(spec.light_min, spec.light_max)),
-        "cast": [float(x) for x in 1.0 + rng.uniform(-spec.colour_cast, spec.colour_cast, 3)],
-        "blur": float(rng.uniform(0.0, spec.blur_max)),
-        "noise": float(rng.uniform(spec.noise_min, spec.noise_max)),
-        "scale": float(rng.uniform(spec.scale_min, 1.0)),
+        "light": float(1.0 + style * (rng.uniform(spec.light_min, spec.light_max) - 1.0)),
+        "cast": [float(x) for x in 1.0 + style * rng.uniform(-spec.colour_cast, spec.colour_cast, 3)],
+        "blur": float(style * rng.uniform(0.0, spec.blur_max)),
+        "noise": float(style * rng.uniform(spec.noise_min, spec.noise_max)),
+        "scale": float(1.0 - style * (1.0 - rng.uniform(spec.scale_min, 1.0))),
         "wall": [float(x) for x in muted_colour(rng)],
         "floor": [float(x) for x in muted_colour(rng, 40, 170)],
         "horizon": float(rng.uniform(0.45, 0.8)),

@@ -51,6 +51,7 @@ class WorldSpec:
     noise_min: float = 2.0  # camera sensor noise std range, 0..255 scale
     noise_max: float = 8.0
     scale_min: float = 0.8  # camera person-scale range is [scale_min, 1]
+    camera_style: float = 1.0  # multiplies each camera's drawn light/cast/blur/noise/scale offset (0: neutral)
     # -- what a crop shows (render.py; view_concentration: camera.py; distractor_person_prob: plan.py)
     position_jitter: float = 0.08  # max horizontal offset of the person, fraction of width
     view_concentration: float = 0.8  # Dirichlet concentration of each camera's view mix
@@ -105,6 +106,11 @@ class WorldSpec:
             (self.blur_max >= 0, "blur_max must be >= 0"),
             (0 <= self.noise_min <= self.noise_max, "need 0 <= noise_min <= noise_max"),
             (0 < self.scale_min <= 1, "scale_min must be in (0, 1]"),
+            (
+                0 <= self.camera_style and self.camera_style * max(1 - self.scale_min, 1 - self.light_min) < 1,
+                "camera_style must be >= 0 and keep light and scale positive: camera_style * (1 - x) < 1 for x in "
+                "(light_min, scale_min)",
+            ),
             (0 <= self.position_jitter <= 0.5, "position_jitter must be in [0, 0.5]"),
             (self.view_concentration > 0, "view_concentration must be > 0"),
         ]
