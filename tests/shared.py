@@ -5,8 +5,10 @@ import subprocess
 from pathlib import Path
 
 # A synthetic world just big enough for one P×K batch (8 identities × 4 images) and a meaningful evaluation,
-# as Hydra overrides of dataset=synthetic.
+# as Hydra overrides of dataset=synthetic. No validation split (experiment=demo holds out a fifth of the training
+# identities): a batch needs all 8 training identities, and the test split is evaluated every eval_period epochs.
 TINY_WORLD = (
+    "dataset.options.val_fraction=0.0",
     "dataset.options.num_train_ids=8",
     "dataset.options.num_test_ids=8",
     "dataset.options.num_distractors=8",
