@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from reid.report import main
+from reid.reporting.labels import load_label_file, name_for
 from reid.tracking.flatten import flatten_config
 from tests.report.store import Store
 
@@ -116,3 +117,31 @@ def test_the_study_readme_has_the_results_block() -> None:
     text = (STUDY / "README.md").read_text()
     assert text.count("<!-- results:start -->") == 1 and text.count("<!-- results:end -->") == 1
     assert text.index("<!-- results:start -->") < text.index("<!-- results:end -->")
+
+
+# run.sh's other parts: the SVLL diagnosis, the dose-response and the retrained Optuna weights, by their label.
+OTHER_ARMS = {
+    "SVLL-ReID, vision SSL on detached features": ["method=clipreid", "ssl=simclr", "ssl.detach=true"],
+    "SVLL-ReID, same identity masked from NT-Xent": ["method=clipreid", "ssl=simclr", "ssl.mask_same_identity=true"],
+    "SVLL-ReID, λ_vis 0.05, lr 3.5e-4": ["method=clipreid", "ssl=simclr", "ssl.weight=0.05",
+                                         "method.stage2.optimizer.lr=3.5e-4"],
+    "SVLL-ReID, λ_vis 0.4, lr 1e-4": ["method=clipreid", "ssl=simclr", "ssl.weight=0.4",
+                                      "method.stage2.optimizer.lr=1e-4"],
+    "CLIP-ReID, Optuna's weights (selected on val), fresh seeds": [
+        "method=clipreid", "ssl=none", "task_name=optuna_retrain", "loss.id_weight=0.6", "loss.i2t_weight=0.2"],
+}
+
+
+@pytest.mark.parametrize("label", [*ARMS, *OTHER_ARMS])
+def test_every_arm_of_run_sh_gets_its_own_label(label: str) -> None:
+    overrides = {**ARMS, **OTHER_ARMS}[label]
+    for world in ("dataset=synthetic", "dataset=synthetic_hard"):
+        assert name_for(logged_params([world, *overrides], 1), load_label_file(LABELS)) == label
+
+
+def test_run_sh_runs_the_labelled_arms() -> None:
+    script = (STUDY / "run.sh").read_text()
+    for flag in ("ssl.detach=true", "ssl.mask_same_identity=true", "ssl.weight=0.05,0.1,0.2,0.4",
+                 "method.stage2.optimizer.lr=3.5e-4,1e-4", "task_name=optuna_retrain", "dataset=synthetic_hard",
+                 "hparams_search=clipreid_loss_weights", "eval.diagnostics=true"):
+        assert flag in script, flag
