@@ -45,7 +45,10 @@ def test_two_job_multirun_nests_both_runs_under_one_parent(sweep_env: SweepEnv, 
     # The children: their own overrides as params (matching the config they ran), final metrics, other processes.
     assert sorted(c.data.params["override.ssl.weight"] for c in children) == ["0.1", "0.5"]
     assert sorted(c.data.tags["hydra.job.num"] for c in children) == ["0", "1"]
-    assert sorted(c.info.run_name for c in children) == ["demo ssl.weight=0.1", "demo ssl.weight=0.5"]
+    # what the run is (dataset, method, backbone), then the swept value
+    assert sorted(c.info.run_name for c in children) == [
+        "synthetic baseline clip_tiny ssl.weight=0.1", "synthetic baseline clip_tiny ssl.weight=0.5"
+    ]
     for c in children:
         assert c.info.status == "FINISHED"
         assert c.data.tags["reid.sweep"] == "child"

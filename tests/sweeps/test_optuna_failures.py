@@ -10,6 +10,8 @@ from optuna.trial import TrialState
 from reid.engine.faults import INJECT_NONFINITE_ENV
 from reid.tracking.optuna_resume import ERROR_ATTR
 
+VAL_SPLIT = "dataset.options.val_fraction=0.2"  # the preset's split (objective val/mAP); TINY_WORLD turns it off
+
 if TYPE_CHECKING:
     from conftest import SweepEnv
 
@@ -21,7 +23,7 @@ def test_raising_trial_fails_and_the_sweep_goes_on(sweep_env: SweepEnv, tmp_path
     # Every job's first stage-2 step has a NaN loss (a valid config that fails at run time); a two-point grid over
     # what to do about it: "stop" makes the trial raise NonFiniteLossError, "skip" trains on and finishes.
     cmd = sweep_env.command(
-        experiment, tmp_path / "sweep", "hparams_search=lr_warmup", f"optuna_storage={storage}",
+        experiment, tmp_path / "sweep", "hparams_search=lr_warmup", VAL_SPLIT, f"optuna_storage={storage}",
         f"hydra.sweeper.study_name={study}", "hydra/sweeper/sampler=grid", "nonfinite.action=choice(stop,skip)",
         "method.stage2.optimizer.lr=3.5e-4", "method.stage2.scheduler.warmup_epochs=1",
         f"++hydra.job.env_set.{INJECT_NONFINITE_ENV}=stage2:1:1",

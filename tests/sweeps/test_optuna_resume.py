@@ -18,6 +18,8 @@ from optuna.trial import TrialState
 from reid.tracking.optuna_resume import INTERRUPTED_ATTR, OWNER_PID_ATTR, RETRY_OF_ATTR
 from tests.shared import HoldBarrier
 
+VAL_SPLIT = "dataset.options.val_fraction=0.2"  # the preset's split (objective val/mAP); TINY_WORLD turns it off
+
 if TYPE_CHECKING:
     from conftest import SweepEnv
 
@@ -36,7 +38,7 @@ def test_killed_study_resumes_to_exactly_n_trials(sweep_env: SweepEnv, storage_u
     backend = storage_url.split(":")[0].split("+")[0]
     experiment = f"optuna-resume-{backend}"
     cmd = sweep_env.command(
-        experiment, tmp_path / "sweep", "hparams_search=lr_warmup", f"optuna_storage={storage_url}",
+        experiment, tmp_path / "sweep", "hparams_search=lr_warmup", VAL_SPLIT, f"optuna_storage={storage_url}",
         f"hydra.sweeper.study_name={STUDY}", f"hydra.sweeper.n_trials={N_TRIALS}",
     )
     storage = optuna.storages.RDBStorage(storage_url)  # schema made here, before the sweep runs
