@@ -28,7 +28,8 @@ def _shoot(chromium: str, url: str, out: Path, size: str, wait_ms: int) -> None:
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={profile}",
-             f"--window-size={size}", f"--virtual-time-budget={wait_ms}", f"--screenshot={out}", url],
+             "--run-all-compositor-stages-before-draw", f"--window-size={size}", f"--virtual-time-budget={wait_ms}",
+             f"--screenshot={out}", url],
             check=True, capture_output=True, timeout=180,
         )
     print(f"wrote {out}")
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default="reid")
     parser.add_argument("--out", type=Path, default=Path("docs/img/mlflow"))
     parser.add_argument("--size", default="1600,1000")
-    parser.add_argument("--wait-ms", type=int, default=20000, help="virtual time for the page to render")
+    parser.add_argument("--wait-ms", type=int, default=60000, help="virtual time for the page to render")
     args = parser.parse_args(argv)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -68,11 +69,16 @@ def main(argv: list[str] | None = None) -> int:
                 break
         base, e = f"http://127.0.0.1:{port}/#/experiments/{exp.experiment_id}", exp.experiment_id
         args.out.mkdir(parents=True, exist_ok=True)
-        first, second = finished[0].info.run_id, finished[1].info.run_id
+        # the longest training run first (the demo, with its validation curves), then the newest other one
+        ranked = sorted(finished, key=lambda r: -r.data.metrics["train_time_s"])
+        first, second = ranked[0].info.run_id, ranked[1].info.run_id
         _shoot(chromium, f"{base}/runs?workflowType=machine_learning", args.out / "runs_table.png", args.size,
                args.wait_ms)
-        _shoot(chromium, f"{base}/runs/{first}/model-metrics", args.out / "run_metrics.png", args.size, args.wait_ms)
-        _shoot(chromium, f"{base}/runs/{first}", args.out / "run_overview.png", args.size, args.wait_ms)
+        tall = f"{args.size.split(',')[0]},2200"  # the val/* and test sections below stage1/stage2
+        _shoot(chromium, f"{base}/runs/{first}/model-metrics?workflowType=machine_learning",
+               args.out / "run_metrics.png", tall, args.wait_ms)
+        _shoot(chromium, f"{base}/runs/{first}?workflowType=machine_learning", args.out / "run_overview.png",
+               args.size, args.wait_ms)
         compare = (f"http://127.0.0.1:{port}/#/compare-runs?runs=[%22{first}%22,%22{second}%22]"
                    f"&experiments=[%22{e}%22]")
         _shoot(chromium, compare, args.out / "compare.png", args.size, args.wait_ms)
