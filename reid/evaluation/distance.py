@@ -77,13 +77,8 @@ def as_float_tensor(x: Any, name: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a))
 
 
-def squared_euclidean(qf: Any, gf: Any, chunk_size: int = 4096) -> np.ndarray:
-    """Dense (Q, G) squared Euclidean distances as numpy, computed in query chunks.
-
-    float64 if either input is float64, else float32 (CLIP-ReID's precision). The
-    product runs on the inputs' device (without TF32) and each chunk is copied
-    into the preallocated result, so no second (Q, G) temporary exists.
-    """
+def paired_features(qf: Any, gf: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(q, g, |g|²) checked and on one device and dtype: float64 if either input is float64, else float32."""
     q = as_float_tensor(qf, "qf")
     g = as_float_tensor(gf, "gf")
     if q.shape[1] != g.shape[1]:
@@ -92,9 +87,19 @@ def squared_euclidean(qf: Any, gf: Any, chunk_size: int = 4096) -> np.ndarray:
         g = g.to(q.device)
     dtype = torch.float64 if torch.float64 in (q.dtype, g.dtype) else torch.float32
     q, g = q.to(dtype), g.to(dtype)
+    return q, g, (g * g).sum(dim=1)
+
+
+def squared_euclidean(qf: Any, gf: Any, chunk_size: int = 4096) -> np.ndarray:
+    """Dense (Q, G) squared Euclidean distances as numpy, computed in query chunks.
+
+    float64 if either input is float64, else float32 (CLIP-ReID's precision). The
+    product runs on the inputs' device (without TF32) and each chunk is copied
+    into the preallocated result, so no second (Q, G) temporary exists.
+    """
+    q, g, g_sq = paired_features(qf, gf)
     chunk_size = _inputs.positive_int(chunk_size, "chunk_size")
-    out = np.empty((q.shape[0], g.shape[0]), dtype=np.float64 if dtype == torch.float64 else np.float32)
-    g_sq = (g * g).sum(dim=1)
+    out = np.empty((q.shape[0], g.shape[0]), dtype=np.float64 if q.dtype == torch.float64 else np.float32)
     with strict_fp32():
         for a in range(0, q.shape[0], chunk_size):
             out[a : a + chunk_size] = squared_euclidean_block(q[a : a + chunk_size], g, g_sq).cpu().numpy()

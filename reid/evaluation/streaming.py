@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from reid.evaluation import _inputs
-from reid.evaluation.distance import as_float_tensor, squared_euclidean_block, strict_fp32
+from reid.evaluation.distance import paired_features, squared_euclidean_block, strict_fp32
 from reid.evaluation.metrics import evaluate_rows
 
 
@@ -30,16 +29,8 @@ def evaluate_features(
     rank_method: str = "auto",
 ) -> tuple[np.ndarray, float, float]:
     """(cmc, mAP, mINP) of the squared Euclidean distances of ``qf`` (Q, D) to ``gf`` (G, D), never holding (Q, G)."""
-    q = as_float_tensor(qf, "qf")
-    g = as_float_tensor(gf, "gf")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(f"qf and gf have different feature dims: {q.shape[1]} vs {g.shape[1]}")
-    if q.device != g.device:
-        g = g.to(q.device)
-    dtype = torch.float64 if torch.float64 in (q.dtype, g.dtype) else torch.float32
-    q, g = q.to(dtype), g.to(dtype)
+    q, g, g_sq = paired_features(qf, gf)
     chunk_size = _inputs.positive_int(chunk_size, "chunk_size")
-    g_sq = (g * g).sum(dim=1)
 
     def rows_of(a: int, b: int) -> np.ndarray:
         with strict_fp32():
