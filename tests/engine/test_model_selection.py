@@ -23,6 +23,7 @@ def _cfg(tmp_path: Path, *overrides: str):
         return compose("train", overrides=[
             "experiment=demo", "debug=fast", "backbone=clip_tiny", "method=baseline", "eval.plots=false",
             "method.stage2.batch_size=16", "limits.epochs=3", *WORLD, "dataset.options.val_fraction=0.3",
+            "eval.val_period=1",  # every epoch (the demo validates every 5)
             f"paths.data_dir={tmp_path / 'data'}", f"paths.model_dir={tmp_path / 'models'}", f"paths.root_dir={ROOT}",
             f"paths.output_dir={tmp_path / 'run'}", "logger=mlflow", f"logger.tracking_uri={uri}",
             "logger.experiment_name=selection", *overrides,
