@@ -76,8 +76,13 @@ def stop_workers() -> int:
     Anything worth keeping (the checkpoint, the MLflow run) is written by then.
     """
     import multiprocessing
+    import threading
 
     children = multiprocessing.active_children()
+    if children and threading.current_thread() is threading.main_thread():
+        # torch's SIGCHLD handler raises "DataLoader worker ... is killed by signal" for a worker that dies of a
+        # signal: here that is the point, so the default handler goes back first.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for child in children:
         child.kill()
     for child in children:

@@ -144,6 +144,7 @@ def test_joblib_multirun_trains_two_jobs_in_parallel(tmp_path):
         # a tiny synthetic world and the least work that still trains and evaluates
         "dataset.options.num_train_ids=8", "dataset.options.num_test_ids=8",
         "dataset.options.num_distractors=8", "dataset.options.num_junk=4",
+        "dataset.options.val_fraction=0.0",  # all 8 identities train: one P×K batch
         "limits.steps_per_epoch=1", "eval.at_start=false", "eval.plots=false",
     ]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900,
