@@ -54,6 +54,12 @@ JOB_TIMEOUT_S = 600  # one training subprocess on a loaded 2-core machine
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+def _default_sigint() -> None:
+    """A job started by a test takes Ctrl-C as a terminal's foreground job does: a suite run from a background
+    shell (``make test &``) inherits SIGINT ignored, and Python would keep ignoring it in the job."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def job_env() -> dict[str, str]:
     """The test process's environment without sweep context or fault hooks of its own, single-threaded."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REID_")}
@@ -97,7 +103,7 @@ class FaultEnv:
         with log.open("w") as out:
             return subprocess.Popen(
                 cmd, cwd=ROOT, env={**job_env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_default_sigint,
             )
 
     def runs(self, experiment: str, mlflow_uri: str | None = None) -> list[Any]:
