@@ -40,7 +40,7 @@ class Split:
     trial: int | None
     metrics: dict[str, float]
     cmc: np.ndarray
-    distmat: np.ndarray
+    distances: Any  # DistanceRows of the split (reid.evaluation.distance_rows)
     qf: Any
     gf: Any
     q_pids: np.ndarray
@@ -190,7 +190,7 @@ def _split_from_records(
     q_cams, g_cams = _labels(query, "camid"), _labels(gallery, "camid")
     result = _score(e, qf, gf, q_pids, g_pids, q_cams, g_cams)
     return Split(
-        trial, result.metrics, result.cmc, result.distmat, qf.numpy(), gf.numpy(), q_pids, g_pids, q_cams, g_cams,
+        trial, result.metrics, result.cmc, result.distances, qf.numpy(), gf.numpy(), q_pids, g_pids, q_cams, g_cams,
         [r.path for r in query], [r.path for r in gallery],
     )
 
@@ -212,7 +212,7 @@ def _evaluate_features(cfg: DictConfig) -> tuple[list[Split], DictConfig, str, d
         None,
         result.metrics,
         result.cmc,
-        result.distmat,
+        result.distances,
         arrays["qf"],
         arrays["gf"],
         arrays["q_pids"],
@@ -349,8 +349,8 @@ def _plots(out_dir: Path, splits: list[Split], e: DictConfig, num_queries: int) 
     if first.q_paths is not None and first.g_paths is not None:
         if all(Path(p).is_file() for p in (*first.q_paths, *first.g_paths)):
             files["ranked_list"] = ranked_list_figure(
-                first.q_paths, first.g_paths, first.distmat, first.q_pids, first.g_pids, first.q_camids, first.g_camids,
-                folder / "ranked_list.png", topk=10, num_queries=num_queries,
+                first.q_paths, first.g_paths, first.distances, first.q_pids, first.g_pids, first.q_camids,
+                first.g_camids, folder / "ranked_list.png", topk=10, num_queries=num_queries,
             )
         else:
             print("ranked list skipped: some image paths of the feature file do not exist here", flush=True)

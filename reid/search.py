@@ -124,7 +124,7 @@ def rank_gallery(
     protocol = run.protocol.with_changes(rerank=bool(rerank))
     qf = run.extract([query], desc="query")
     gf = run.extract(list(gallery), num_workers=num_workers, progress=progress, desc="gallery")
-    row = distances(qf, gf, protocol)[0]
+    row = distances(qf, gf, protocol).block(0, 1)[0]
     order = np.argsort(row, kind="stable")
     return order, row[order], protocol.describe()
 

@@ -16,8 +16,10 @@ from torch import nn
 from reid.data.records import ImageRecord
 from reid.engine.distributed import DistContext, broadcast_module_state, gather_features, shard
 from reid.engine.features import extract_features
-from reid.evaluation import evaluate, re_ranking
-from reid.evaluation.distance import l2_normalize, squared_euclidean
+from reid.evaluation import re_ranking
+from reid.evaluation.distance import l2_normalize
+from reid.evaluation.distance_rows import DistanceRows
+from reid.evaluation.metrics import evaluate_rows
 from reid.evaluation.protocol import EvalProtocol
 
 
@@ -25,23 +27,25 @@ from reid.evaluation.protocol import EvalProtocol
 class EvalResult:
     metrics: dict[str, float]  # mAP, rank1, rank5, rank10, mINP (percent-free fractions in [0, 1])
     cmc: np.ndarray
-    distmat: np.ndarray
+    # the (Q, G) distances by blocks of rows: computed from the descriptors when read, unless re-ranked
+    distances: DistanceRows | None
     # (qf, gf, q_pids, g_pids, q_cams, g_cams) of an Evaluator's result, on the rank that scored them
     features: tuple | None = None
 
 
-def distances(qf: torch.Tensor, gf: torch.Tensor, protocol: EvalProtocol) -> np.ndarray:
-    """(Q, G) distances under the protocol: squared Euclidean on (L2-normalised) descriptors, or re-ranked."""
+def distances(qf: torch.Tensor, gf: torch.Tensor, protocol: EvalProtocol) -> DistanceRows:
+    """(Q, G) distances under the protocol: squared Euclidean on (L2-normalised) descriptors, or re-ranked.
+
+    Without re-ranking no (Q, G) matrix is built: each block of rows is computed when it is read.
+    """
     p = protocol
     if p.normalize:
         qf, gf = l2_normalize(qf), l2_normalize(gf)
     if p.rerank:
-        dist = re_ranking(
-            qf, gf, k1=p.k1, k2=p.k2, lambda_value=p.lambda_value, backend=p.backend, dtype=p.rerank_dtype
+        return DistanceRows.from_matrix(
+            re_ranking(qf, gf, k1=p.k1, k2=p.k2, lambda_value=p.lambda_value, backend=p.backend, dtype=p.rerank_dtype)
         )
-    else:
-        dist = squared_euclidean(qf, gf)
-    return np.asarray(dist.cpu().numpy() if isinstance(dist, torch.Tensor) else dist)
+    return DistanceRows.squared_euclidean(qf, gf)
 
 
 def score(
@@ -49,14 +53,14 @@ def score(
     g_camids: np.ndarray, protocol: EvalProtocol,
 ) -> EvalResult:
     """The protocol's distances, then CMC / mAP / mINP under the Market-1501 protocol."""
-    distmat = distances(qf, gf, protocol)
-    max_rank = min(protocol.max_rank, distmat.shape[1])
-    cmc, mAP, mINP = evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank)
+    dist = distances(qf, gf, protocol)
+    max_rank = min(protocol.max_rank, dist.shape[1])
+    cmc, mAP, mINP = evaluate_rows(dist.block, *dist.shape, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank)
     metrics = {"mAP": float(mAP), "mINP": float(mINP)}
     for r in (1, 5, 10):
         if r <= len(cmc):
             metrics[f"rank{r}"] = float(cmc[r - 1])
-    return EvalResult(metrics=metrics, cmc=np.asarray(cmc), distmat=distmat)
+    return EvalResult(metrics=metrics, cmc=np.asarray(cmc), distances=dist)
 
 
 class Evaluator:
@@ -65,8 +69,8 @@ class Evaluator:
     ``loader(records)`` builds an ordered test loader; ``transform`` normalises a decoded batch. Under DDP (``dist``
     with world size R > 1) rank r extracts ``query[r::R]`` and ``gallery[r::R]`` after taking rank 0's weights and
     buffers (BatchNorm running statistics differ per rank after training steps), the shards are all-gathered back
-    into the full, ordered arrays, rank 0 scores them and every rank returns rank 0's metrics (and CMC; ``distmat``
-    is rank 0's only, empty elsewhere).
+    into the full, ordered arrays, rank 0 scores them and every rank returns rank 0's metrics (and CMC;
+    ``distances`` is rank 0's only, None elsewhere).
     """
 
     def __init__(
@@ -114,5 +118,5 @@ class Evaluator:
             return result
         metrics, cmc = self.dist.broadcast_object((result.metrics, result.cmc) if result is not None else None)
         return (
-            result if result is not None else EvalResult(metrics=metrics, cmc=cmc, distmat=np.zeros((0, 0), np.float32))
+            result if result is not None else EvalResult(metrics=metrics, cmc=cmc, distances=None)
         )

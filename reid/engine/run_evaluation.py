@@ -33,7 +33,7 @@ def camera_diagnostics(result: EvalResult) -> dict[str, float]:
     from reid.evaluation.diagnostics import camera_probe_accuracy, same_camera_false_matches
 
     qf, gf, q_pids, g_pids, q_cams, g_cams = result.features
-    share = same_camera_false_matches(result.distmat, q_pids, g_pids, q_cams, g_cams)
+    share = same_camera_false_matches(result.distances, q_pids, g_pids, q_cams, g_cams)
     feats = torch.cat([qf, gf])
     accuracy, majority = camera_probe_accuracy(
         feats, np.concatenate([q_pids, g_pids]), np.concatenate([q_cams, g_cams])
@@ -120,7 +120,7 @@ def log_result_plots(tracker: Tracker, result: EvalResult, query, gallery, plots
     ranked_list_figure(
         [r.path for r in query],
         [r.path for r in gallery],
-        result.distmat,
+        result.distances,
         [r.pid for r in query],
         [r.pid for r in gallery],
         [r.camid for r in query],

@@ -8,21 +8,30 @@ the images of half the identities and tested on the other half (identities never
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
+from reid.evaluation.distance_rows import DistanceRows
+
 
 def same_camera_false_matches(
-    distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray, g_cams: np.ndarray, k: int = 10,
+    distances: DistanceRows | Any, q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray, g_cams: np.ndarray,
+    k: int = 10,
 ) -> float:
+    """Mean over queries of the share of own-camera images among the top-k false matches (a (Q, G) matrix or its
+    :class:`DistanceRows`, read a block of rows at a time)."""
+    rows = distances if isinstance(distances, DistanceRows) else DistanceRows.from_matrix(distances)
     shares = []
-    for i in range(distmat.shape[0]):
-        keep = ~((g_pids == q_pids[i]) & (g_cams == q_cams[i]))  # the protocol's junk: same identity, same camera
-        order = np.argsort(distmat[i][keep], kind="stable")[:k]
-        pids, cams = g_pids[keep][order], g_cams[keep][order]
-        false = pids != q_pids[i]
-        if false.any():
-            shares.append(float((cams[false] == q_cams[i]).mean()))
+    for a, block in rows.blocks(256):
+        for i in range(a, a + block.shape[0]):
+            keep = ~((g_pids == q_pids[i]) & (g_cams == q_cams[i]))  # the protocol's junk: same identity, same camera
+            order = np.argsort(block[i - a][keep], kind="stable")[:k]
+            pids, cams = g_pids[keep][order], g_cams[keep][order]
+            false = pids != q_pids[i]
+            if false.any():
+                shares.append(float((cams[false] == q_cams[i]).mean()))
     return float(np.mean(shares)) if shares else 0.0
 
 

@@ -90,7 +90,13 @@ def paired_features(qf: Any, gf: Any) -> tuple[torch.Tensor, torch.Tensor, torch
     return q, g, (g * g).sum(dim=1)
 
 
-def squared_euclidean(qf: Any, gf: Any, chunk_size: int = 4096) -> np.ndarray:
+# Query rows per matrix product. A BLAS may round a row differently in products of different heights, so every
+# reader of the distances (the dense matrix here, reid.evaluation.distance_rows by blocks) uses the same aligned
+# blocks of this many rows and sees the same bits.
+ROW_BLOCK = 256
+
+
+def squared_euclidean(qf: Any, gf: Any, chunk_size: int = ROW_BLOCK) -> np.ndarray:
     """Dense (Q, G) squared Euclidean distances as numpy, computed in query chunks.
 
     float64 if either input is float64, else float32 (CLIP-ReID's precision). The

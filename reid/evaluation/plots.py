@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from reid.evaluation import _inputs
+from reid.evaluation.distance_rows import DistanceRows
 
 TRUE_COLOR = (0, 170, 0)
 FALSE_COLOR = (220, 0, 0)
@@ -98,7 +99,7 @@ def _draw_legend(draw: Any, font: Any, width: int) -> None:
 def ranked_list_figure(
     query_paths: Sequence[str | Path],
     gallery_paths: Sequence[str | Path],
-    distmat: Any,
+    distmat: Any,  # (Q, G) array or DistanceRows
     q_pids: Any,
     g_pids: Any,
     q_camids: Any,
@@ -119,10 +120,7 @@ def ranked_list_figure(
     """
     from PIL import Image, ImageDraw, ImageFont
 
-    d = _inputs.to_numpy(distmat, "distmat")
-    if d.ndim != 2:
-        raise ValueError(f"distmat must be 2-D, got shape {d.shape}")
-    _inputs.check_float_dtype(d, "distmat")
+    d = distmat if isinstance(distmat, DistanceRows) else DistanceRows.from_matrix(distmat)
     num_q, num_g = d.shape
     if len(query_paths) != num_q or len(gallery_paths) != num_g:
         raise ValueError(
@@ -147,8 +145,9 @@ def ranked_list_figure(
     canvas = Image.new("RGB", (total_width, LEGEND_HEIGHT + row_height * chosen.size), BACKGROUND)
     draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
     _draw_legend(draw, font, total_width)
+    chosen_rows = d.take(chosen)  # only these rows of the (Q, G) distances are ever computed
     for row_idx, qi in enumerate(chosen):
-        row = d[qi]
+        row = chosen_rows[row_idx]
         _inputs.check_finite(row, "distmat")
         top = _ranked_gallery(row, q_pids[qi], q_camids[qi], g_pids, g_camids, topk)
         y = LEGEND_HEIGHT + row_idx * row_height

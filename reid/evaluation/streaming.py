@@ -1,8 +1,8 @@
 """Metrics straight from descriptors: the (Q, G) distances exist one block of query rows at a time.
 
 Without re-ranking nothing needs the whole matrix, so :func:`evaluate_features` computes squared Euclidean
-distances block by block (``distance.squared_euclidean_block``, CLIP-ReID's float32 precision for float32 inputs)
-and hands each block to the metric accumulation of :func:`reid.evaluation.metrics.evaluate_rows`. Memory is the
+distances block by block (:class:`DistanceRows`, CLIP-ReID's float32 precision for float32 inputs) and hands each
+block to the metric accumulation of :func:`reid.evaluation.metrics.evaluate_rows`. Memory is the
 descriptors plus one (chunk_size, G) block; the numbers equal ``evaluate(squared_euclidean(qf, gf), ...)``.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from reid.evaluation import _inputs
-from reid.evaluation.distance import paired_features, squared_euclidean_block, strict_fp32
+from reid.evaluation.distance_rows import DistanceRows
 from reid.evaluation.metrics import evaluate_rows
 
 
@@ -29,14 +29,9 @@ def evaluate_features(
     rank_method: str = "auto",
 ) -> tuple[np.ndarray, float, float]:
     """(cmc, mAP, mINP) of the squared Euclidean distances of ``qf`` (Q, D) to ``gf`` (G, D), never holding (Q, G)."""
-    q, g, g_sq = paired_features(qf, gf)
+    rows = DistanceRows.squared_euclidean(qf, gf)
     chunk_size = _inputs.positive_int(chunk_size, "chunk_size")
-
-    def rows_of(a: int, b: int) -> np.ndarray:
-        with strict_fp32():
-            return squared_euclidean_block(q[a:b], g, g_sq).cpu().numpy()
-
     return evaluate_rows(
-        rows_of, q.shape[0], g.shape[0], q_pids, g_pids, q_camids, g_camids, max_rank,
+        rows.block, *rows.shape, q_pids, g_pids, q_camids, g_camids, max_rank,
         chunk_size=chunk_size, rank_method=rank_method,
     )

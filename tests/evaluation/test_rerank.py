@@ -131,8 +131,8 @@ def test_protocol_rerank_dtype_reaches_re_ranking():
 
     qf, gf, *_ = clustered(20, 80)
     protocol = EvalProtocol(rerank=True, k1=20, k2=6, backend="torch")
-    out64 = distances(torch.from_numpy(qf), torch.from_numpy(gf), protocol)
-    out32 = distances(torch.from_numpy(qf), torch.from_numpy(gf), protocol.with_changes(rerank_dtype="float32"))
+    out64 = distances(torch.from_numpy(qf), torch.from_numpy(gf), protocol).dense()
+    out32 = distances(torch.from_numpy(qf), torch.from_numpy(gf), protocol.with_changes(rerank_dtype="float32")).dense()
     assert out64.dtype == np.float64 and out32.dtype == np.float32
     np.testing.assert_array_equal(out32, out64.astype(np.float32))
 
