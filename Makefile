@@ -24,10 +24,12 @@ demo: setup
 	$(BIN)/python -m reid.train experiment=demo
 
 ## Lint (ruff, configured in pyproject.toml), then the whole test suite (pytest's "no tests collected" exit code 5
-## fails the target, as any non-zero code).
+## fails the target, as any non-zero code). TEST_WORKERS pytest-xdist processes, each test file on one of them
+## (--dist loadfile: a file's session fixtures, such as the fault tests' reference job, are made once).
+TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 ## Open the MLflow UI on the project's local store (http://127.0.0.1:5000).
 ui: setup
