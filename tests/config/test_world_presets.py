@@ -25,7 +25,8 @@ HARD_WORLD = {
     "max_cameras_per_id": 6, "min_images_per_camera": 2, "max_images_per_camera": 5, "num_distractors": 128,
     "num_junk": 64, "family_size": 4, "family_differences": 1, "height": 128, "width": 64, "jpeg_quality": 90,
     "supersample": 2, "light_min": 0.7, "light_max": 1.25, "light_jitter": 0.08, "colour_cast": 0.15, "blur_max": 1.0,
-    "noise_min": 2.0, "noise_max": 8.0, "scale_min": 0.8, "camera_style": 1.0, "position_jitter": 0.08,
+    "noise_min": 2.0, "noise_max": 8.0, "scale_min": 0.8, "camera_style": 1.0, "scene_sharing": 0.0,
+    "position_jitter": 0.08,
     "view_concentration": 0.8, "distractor_person_prob": 0.5, "clutter_prob": 0.15, "occlusion_prob": 0.08,
 }
 # docs/results.md "Calibration": the knobs the calibrated world changes, and their values.

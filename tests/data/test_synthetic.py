@@ -268,6 +268,40 @@ def test_camera_style_changes_pixels_not_the_plan(tiny_world: Path, tmp_path: Pa
     assert soft_bytes != full_bytes
 
 
+def test_scene_sharing_blends_every_camera_toward_one_scene() -> None:
+    """0 keeps each camera's own scene (today's world, no draw moved); 1 gives every camera the same scene."""
+    import numpy as np
+
+    from reid.data.synthetic.camera import background_plate, shared_scene_plates
+    from reid.data.synthetic.plan import camera_rng, plan_world, shared_scene
+
+    spec = WorldSpec(**TINY)
+    cameras = plan_world(spec)[2]
+    own = [background_plate(cam, spec, camera_rng(spec.seed, c + 1000)) for c, cam in enumerate(cameras)]
+    shared = shared_scene(spec)
+    assert not any(np.array_equal(shared, p) for p in own)
+    assert all(a is b for a, b in zip(shared_scene_plates(own, shared, 0.0), own))
+    same = shared_scene_plates(own, shared, 1.0)
+    assert all(np.array_equal(p, shared) for p in same)
+    half = shared_scene_plates(own, shared, 0.5)
+    expected = np.rint(0.5 * own[0].astype(np.float32) + 0.5 * shared.astype(np.float32))
+    assert np.array_equal(half[0], expected.astype(np.uint8))
+    # Halfway, two cameras' scenes sit half as far apart as before.
+    gap = np.abs(own[0].astype(float) - own[1].astype(float)).mean()
+    assert np.abs(half[0].astype(float) - half[1].astype(float)).mean() == pytest.approx(0.5 * gap, rel=0.02)
+    with pytest.raises(ValueError, match="scene_sharing"):
+        WorldSpec(scene_sharing=1.5)
+
+
+def test_scene_sharing_changes_pixels_not_the_plan(tiny_world: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    generate_world(shared, WorldSpec(**TINY, scene_sharing=0.7), progress=False)
+    assert _parse(shared) == _parse(tiny_world)
+    name = sorted((tiny_world / MARKET_DIRNAME / "query").iterdir())[0].name
+    blended, own = ((w / MARKET_DIRNAME / "query" / name).read_bytes() for w in (shared, tiny_world))
+    assert blended != own
+
+
 def test_camera_style_must_keep_light_and_scale_positive() -> None:
     with pytest.raises(ValueError, match="camera_style"):
         WorldSpec(camera_style=-0.1)

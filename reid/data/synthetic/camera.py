@@ -79,6 +79,19 @@ def background_plate(cam: dict[str, Any], spec: WorldSpec, rng: np.random.Genera
     return np.clip(plate, 0, 255).astype(np.uint8)
 
 
+def shared_scene_plates(plates: list[np.ndarray], shared: np.ndarray, sharing: float) -> list[np.ndarray]:
+    """Each camera's scene blended toward one ``shared`` scene by ``sharing`` (0: unchanged, 1: all the same).
+
+    Cameras in the world differ by their background as well as their style, and every crop of a camera (distractor
+    background crops included) shares it, so a descriptor can match by scene alone. This knob weakens that cue
+    without touching the camera's style (``camera_style``) or any random draw, so 0 is the world without it.
+    """
+    if sharing == 0:
+        return plates
+    return [np.clip(np.rint((1.0 - sharing) * p.astype(np.float32) + sharing * shared.astype(np.float32)),
+                    0, 255).astype(np.uint8) for p in plates]
+
+
 def camera_effects(canvas: Image.Image, spec: WorldSpec, cam: dict[str, Any],
                    rng: np.random.Generator) -> Image.Image:
     """Downsample, then the camera's blur, light, colour cast and sensor noise."""

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from reid.data.synthetic.attributes import ATTRIBUTE_GROUPS, Attributes, sample_attributes, sample_families, signature
-from reid.data.synthetic.camera import make_camera
+from reid.data.synthetic.camera import background_plate, make_camera
 from reid.data.synthetic.layout import (
     DISTRACTOR_PID,
     GALLERY_DIRNAME,
@@ -36,10 +36,16 @@ class Job:
 
 
 # The world's random streams, one per purpose: stream 0 is the plan, 1 the cameras (a camera's look is
-# camera_rng(seed, c), its background scene camera_rng(seed, c + 1000)), 2 the images (one stream per image index,
+# camera_rng(seed, c), its background scene camera_rng(seed, c + 1000), the scene all cameras blend toward with
+# scene_sharing camera_rng(seed, 2000) and camera_rng(seed, 3000)), 2 the images (one stream per image index,
 # so rendering one image never shifts another).
 def camera_rng(seed: int, cam: int) -> np.random.Generator:
     return np.random.default_rng([seed, 1, cam])
+
+
+def shared_scene(spec: WorldSpec) -> np.ndarray:
+    """The one background scene that ``scene_sharing`` blends every camera's toward, from its own streams."""
+    return background_plate(make_camera(camera_rng(spec.seed, 2000), spec), spec, camera_rng(spec.seed, 3000))
 
 
 def image_rng(seed: int, index: int) -> np.random.Generator:

@@ -52,6 +52,7 @@ class WorldSpec:
     noise_max: float = 8.0
     scale_min: float = 0.8  # camera person-scale range is [scale_min, 1]
     camera_style: float = 1.0  # multiplies each camera's drawn light/cast/blur/noise/scale offset (0: neutral)
+    scene_sharing: float = 0.0  # blend of each camera's background scene toward one shared scene (1: all alike)
     # -- what a crop shows (render.py; view_concentration: camera.py; distractor_person_prob: plan.py)
     position_jitter: float = 0.08  # max horizontal offset of the person, fraction of width
     view_concentration: float = 0.8  # Dirichlet concentration of each camera's view mix
@@ -111,6 +112,7 @@ class WorldSpec:
                 "camera_style must be >= 0 and keep light and scale positive: camera_style * (1 - x) < 1 for x in "
                 "(light_min, scale_min)",
             ),
+            (0 <= self.scene_sharing <= 1, "scene_sharing must be in [0, 1]"),
             (0 <= self.position_jitter <= 0.5, "position_jitter must be in [0, 0.5]"),
             (self.view_concentration > 0, "view_concentration must be > 0"),
         ]

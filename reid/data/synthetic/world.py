@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from reid.data.synthetic.camera import background_plate
+from reid.data.synthetic.camera import background_plate, shared_scene_plates
 from reid.data.synthetic.captions import describe
 from reid.data.synthetic.layout import (
     ATTRIBUTES_JSON,
@@ -29,7 +29,7 @@ from reid.data.synthetic.layout import (
     WORLD_DIRNAME,
     WORLD_JSON,
 )
-from reid.data.synthetic.plan import camera_rng, image_rng, plan_world
+from reid.data.synthetic.plan import camera_rng, image_rng, plan_world, shared_scene
 from reid.data.synthetic.render import render_image
 from reid.data.synthetic.spec import WorldSpec, make_spec
 
@@ -61,6 +61,8 @@ def generate_world(out_dir: Path, spec: WorldSpec, *, progress: bool = True) -> 
     jobs, identities, cameras = plan_world(spec)
     plates = [background_plate(cam, spec, camera_rng(spec.seed, c + 1000))
               for c, cam in enumerate(cameras)]
+    if spec.scene_sharing > 0:
+        plates = shared_scene_plates(plates, shared_scene(spec), spec.scene_sharing)
     counts = {split: 0 for split in SPLIT_DIRNAMES}
     for index, job in enumerate(tqdm(jobs, desc="synthetic world", unit="img", disable=not progress)):
         img = render_image(job, spec, cameras[job.cam], plates[job.cam], image_rng(spec.seed, index))
