@@ -30,8 +30,8 @@ HARD_WORLD = {
     "view_concentration": 0.8, "distractor_person_prob": 0.5, "clutter_prob": 0.15, "occlusion_prob": 0.08,
 }
 # docs/results.md "Calibration": the knobs the calibrated world changes, and their values.
-CALIBRATED = {"num_train_ids": 96, "num_distractors": 64, "camera_style": 0.25, "view_concentration": 2.0,
-              "family_size": 1, "occlusion_prob": 0.04}
+CALIBRATED = {"num_train_ids": 96, "num_distractors": 64, "camera_style": 0.25, "scene_sharing": 0.6,
+              "view_concentration": 2.0, "family_size": 1, "occlusion_prob": 0.04}
 
 
 def _compose(*overrides: str) -> DictConfig:
