@@ -196,6 +196,7 @@ def _check_names(arms: Sequence[Arm], labels: Sequence[LabelRule], notes: list[s
                 f"label {name!r} matches {len(named)} arms ({'; '.join(a.settings_label for a in named)}); "
                 "give it the settings that tell them apart"
             )
-    for rule in labels:
-        if rule.name not in by_name:
-            notes.append(f"label {rule.name!r} matched no arm")
+    # One note, not one per label: a study-wide labels file names the arms of every experiment of the study.
+    unmatched = [repr(rule.name) for rule in labels if rule.name not in by_name]
+    if unmatched:
+        notes.append(f"{len(unmatched)} label(s) matched no arm here: {', '.join(unmatched)}")

@@ -100,7 +100,7 @@ def test_label_rules_name_arms_most_specific_first_and_order_the_table() -> None
     assert [a.label for a in grouping.arms] == [
         "SVLL-ReID", "Language only", "Baseline", "method.name=clipreid ssl.name=none ssl.weight=0.0",
     ]
-    assert grouping.notes == ["label 'Unused' matched no arm"]
+    assert grouping.notes == ["1 label(s) matched no arm here: 'Unused'"]
 
 
 def test_a_label_that_fits_two_arms_is_an_error() -> None:
