@@ -337,12 +337,18 @@ def machine_line() -> str:
 
 
 def versions_line() -> str:
-    import faiss
     import scipy
     import torch
 
+    try:
+        import faiss
+
+        faiss_version = faiss.__version__
+    except ImportError:  # the torch backend needs no faiss; the row says so rather than the run failing
+        faiss_version = "not installed"
+    cuda = f", CUDA {torch.version.cuda} on {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads), faiss {faiss.__version__}")
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads{cuda}), faiss {faiss_version}")
 
 
 def _metric_note(r: dict) -> str:

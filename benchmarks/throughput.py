@@ -7,10 +7,11 @@ architecture, clip_tiny from conf/backbone/clip_tiny.yaml. Inputs are synthetic 
 
 What each phase runs is the project's own code path:
 
-- train: ``StageLoop`` (reid/engine/loop.py) with ``stage2_step`` (batched augmentation on the device, forward,
-  ``ImageObjective`` = CLIP-ReID's ID + triplet x3 + image-to-text against a random text classifier, backward
-  through the precision's scaler, gradient norm, Adam with CLIP-ReID's per-parameter groups), PK batches of
-  ``batch / num_instances`` identities x ``num_instances`` (16 x 4 for the default 64);
+- train: ``StageLoop`` (reid/engine/loop.py) with ``image_step`` (reid/engine/stage2.py): batched augmentation on
+  the device, forward, the image objective from the loss-term registry (CLIP-ReID's ID + triplet x3 +
+  image-to-text against a random text classifier), backward through the precision's scaler, gradient norm, Adam
+  with CLIP-ReID's per-parameter groups; PK batches of ``batch / num_instances`` identities x ``num_instances``
+  (16 x 4 for the default 64);
 - cache: ``cache_image_features`` (reid/engine/stage1.py): projected features, kept on the device;
 - extract: ``extract_features`` (reid/engine/features.py): no grad, descriptors copied to the host per batch.
 
@@ -43,18 +44,19 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from reid.build import build_model  # noqa: E402
+from reid.build.training import objective_factory  # noqa: E402
 from reid.data.transforms import TestTransform, TrainAugment  # noqa: E402
 from reid.engine.checkpoint import Checkpointer  # noqa: E402
 from reid.engine.faults import NonFinitePolicy  # noqa: E402
 from reid.engine.features import extract_features  # noqa: E402
 from reid.engine.loop import StageLoop  # noqa: E402
-from reid.engine.objectives import ImageLossConfig, ImageObjective  # noqa: E402
 from reid.engine.optim import build_optimizer  # noqa: E402
 from reid.engine.precision import Precision  # noqa: E402
 from reid.engine.schedules import build_scheduler  # noqa: E402
 from reid.engine.speed import COMPILE_MODES, apply_speed_settings, fused_optimizer_flag  # noqa: E402
 from reid.engine.stage1 import cache_image_features  # noqa: E402
-from reid.engine.stage2 import Stage2Net, stage2_step  # noqa: E402
+from reid.engine.stage2 import Stage2Net, image_step  # noqa: E402
+from reid.losses.id_loss import classifier_accuracy  # noqa: E402
 from reid.models.reid_model import ReIDModel  # noqa: E402
 from reid.tracking import build_tracker  # noqa: E402
 
@@ -177,7 +179,11 @@ def cycle(batches: list[dict], n: int):
 
 def train_phase(model: ReIDModel, b, args, device: torch.device) -> Callable[[int], int]:
     method = OmegaConf.load(CONF / "method" / "clipreid.yaml").method.stage2
-    loss = OmegaConf.load(CONF / "loss" / "clipreid.yaml")
+    # loss/clipreid.yaml over its default loss/baseline.yaml, as Hydra composes them; no self-supervision
+    loss = OmegaConf.merge(OmegaConf.load(CONF / "loss" / "baseline.yaml"),
+                           OmegaConf.load(CONF / "loss" / "clipreid.yaml"))
+    loss.pop("defaults", None)
+    terms_cfg = OmegaConf.create({"loss": loss, "ssl": OmegaConf.load(CONF / "ssl" / "none.yaml")})
     aug = OmegaConf.load(CONF / "train.yaml").augment
     if args.batch % args.num_instances:
         raise ValueError(f"--batch {args.batch} is not a multiple of --num-instances {args.num_instances}")
@@ -195,11 +201,8 @@ def train_phase(model: ReIDModel, b, args, device: torch.device) -> Callable[[in
     scheduler = build_scheduler(optimizer, method.scheduler.name, 10**6, **sched)
     g = torch.Generator().manual_seed(args.seed + 1)
     text = torch.randn(args.num_classes, model.encoder.proj_dim, generator=g).to(device)
-    objective = ImageObjective(
-        ImageLossConfig(loss.id_weight, loss.triplet_weight, loss.i2t_weight, loss.label_smoothing,
-                        loss.triplet_margin, tuple(loss.triplet_on)),
-        text_classifier=text,
-    )
+    # the image stage's objective from the loss-term registry, as reid.methods.stages.image_stage builds it
+    objective = objective_factory(terms_cfg)("image", {"text_classifier"}, monitors={"acc": classifier_accuracy})
     augment = TrainAugment(b.pixel_mean, b.pixel_std, flip_p=aug.flip_p, pad=aug.pad, erase_p=aug.erase_p,
                            erase_area=tuple(aug.erase_area), erase_ratio=tuple(aug.erase_ratio)).to(device)
     batches = make_batches(4, args.batch, args.num_instances, args.num_classes, tuple(args.size), device, args.seed)
@@ -207,7 +210,7 @@ def train_phase(model: ReIDModel, b, args, device: torch.device) -> Callable[[in
     loop = StageLoop(
         name="stage2", epochs=0, model=model, params=[p for _, p in trainable if p.requires_grad],
         optimizer=optimizer, scheduler=scheduler, batches=lambda epoch, begin: cycle(batches, state["n"]),
-        steps_per_epoch=0, step=stage2_step(Stage2Net(model), augment, objective, device, False),
+        steps_per_epoch=0, step=image_step(Stage2Net(model), augment, objective, device, False, text_weights=text),
         precision=Precision(args.precision, device), tracker=build_tracker("none"),
         checkpointer=Checkpointer(Path(tempfile.gettempdir()), 1, enabled=False),
         nonfinite=NonFinitePolicy("stop", 0), state=dict, progress=False,
