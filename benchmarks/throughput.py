@@ -105,6 +105,14 @@ def versions() -> str:
 # --- model ---------------------------------------------------------------------------------------
 
 
+def load_group(group: str, name: str):
+    """conf/<group>/<name>.yaml over the entries of its own ``defaults`` list from the same group, as Hydra composes
+    them (``_self_`` last), without Hydra, which a lent GPU machine lacks."""
+    node = OmegaConf.load(CONF / group / f"{name}.yaml")
+    parents = [d for d in node.pop("defaults", []) if d != "_self_"]
+    return OmegaConf.merge(*(load_group(group, parent) for parent in parents), node)
+
+
 def backbone_config(name: str, attn: str):
     b = OmegaConf.load(CONF / "backbone" / f"{name}.yaml")
     b.attn_implementation = attn
@@ -179,11 +187,7 @@ def cycle(batches: list[dict], n: int):
 
 def train_phase(model: ReIDModel, b, args, device: torch.device) -> Callable[[int], int]:
     method = OmegaConf.load(CONF / "method" / "clipreid.yaml").method.stage2
-    # loss/clipreid.yaml over its default loss/baseline.yaml, as Hydra composes them; no self-supervision
-    loss = OmegaConf.merge(OmegaConf.load(CONF / "loss" / "baseline.yaml"),
-                           OmegaConf.load(CONF / "loss" / "clipreid.yaml"))
-    loss.pop("defaults", None)
-    terms_cfg = OmegaConf.create({"loss": loss, "ssl": OmegaConf.load(CONF / "ssl" / "none.yaml")})
+    terms_cfg = OmegaConf.create({"loss": load_group("loss", "clipreid"), "ssl": load_group("ssl", "none")})
     aug = OmegaConf.load(CONF / "train.yaml").augment
     if args.batch % args.num_instances:
         raise ValueError(f"--batch {args.batch} is not a multiple of --num-instances {args.num_instances}")
